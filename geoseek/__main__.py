@@ -1,0 +1,5 @@
+import sys
+
+from geoseek.cli import main
+
+sys.exit(main())

@@ -1,0 +1,106 @@
+"""The ``geoseek`` command line: one entry point, subcommands contributed by modules.
+
+Verbs are fixed here (``collection``, ``build``, ``search``, ``train``, ``eval``, ``bench``,
+``serve``); every module of this package that defines ``register(verbs)`` adds its
+subcommands to them, so each capability keeps its CLI beside nothing else's. Modules are
+discovered when :func:`main` runs, never at import time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import pkgutil
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from geoseek import __version__
+
+VERBS = {
+    "collection": "inspect and edit collections (info, add, search, remove)",
+    "build": "build a collection from a data source",
+    "search": "search a collection by vector, item, sketch, sketch map, image or location",
+    "train": "train a model",
+    "eval": "evaluate a model on a paper's protocol (--json for machine-readable figures)",
+    "bench": "benchmarks that compare ours with baselines side by side (--json)",
+    "serve": "start the HTTP API and the web map",
+}
+
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from geoseek.errors import GeoseekError
+    from geoseek.registry import UnknownNameError
+
+    return (GeoseekError, ValueError, FileNotFoundError, UnknownNameError, NotADirectoryError, PermissionError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="geoseek",
+        description="Find places and geographic scenes by sketch, by image, or by location. "
+        "Coordinates are LON,LAT in degrees (WGS84).",
+    )
+    parser.add_argument("--version", action="version", version=f"geoseek {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    sub = parser.add_subparsers(dest="verb", metavar="COMMAND")
+    verbs: dict[str, Any] = {}
+    for verb, help_text in VERBS.items():
+        p = sub.add_parser(verb, help=help_text, description=help_text)
+        verbs[verb] = p
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        if hasattr(module, "register"):
+            module.register(verbs)
+    return parser
+
+
+def emit_json(obj: Any) -> None:
+    """Print ``obj`` as one JSON object on one line (the last line of an eval/bench command)."""
+    print(json.dumps(obj, default=_json_default, sort_keys=False), flush=True)
+
+
+def _json_default(o: Any) -> Any:
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if hasattr(o, "__fspath__"):
+        return str(o)
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        # a verb without a subcommand, or nothing at all: show the relevant help
+        target = parser
+        if args.verb:
+            target = next(
+                a.choices[args.verb] for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+            )
+        target.print_help(sys.stderr)
+        return 2
+    try:
+        rc = func(args)
+    except KeyboardInterrupt:
+        print("geoseek: interrupted", file=sys.stderr)
+        return 130
+    except _user_errors() as exc:
+        if args.debug:
+            raise
+        print(f"geoseek: error: {exc}", file=sys.stderr)
+        return 2
+    return int(rc or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""Helpers shared by the CLI modules."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+
+def subparsers(verb_parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
+    """The subcommand table of a verb (created on first use), e.g. ``subparsers(verbs["train"])``."""
+    for action in verb_parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    return verb_parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
+
+
+def default_data_dir() -> Path:
+    """Where the public datasets live: ``$GEOSEEK_DATA``, else ``../shared/data`` beside the repo."""
+    env = os.environ.get("GEOSEEK_DATA")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object on the last line")

@@ -1,0 +1,20 @@
+"""Errors a user can act on. The CLI prints their message and exits non-zero; the HTTP API
+answers them with a 4xx JSON body. Anything else is a bug."""
+
+
+class GeoseekError(Exception):
+    """Base class of user-facing errors."""
+
+    status_code = 400
+
+
+class NotFoundError(GeoseekError):
+    """A named thing (collection, item, model, file) does not exist."""
+
+    status_code = 404
+
+
+class InvalidInputError(GeoseekError, ValueError):
+    """Input is malformed or out of range; the message names the problem."""
+
+    status_code = 422

@@ -1,0 +1,1 @@
+"""Data sources: OSM extracts, rasters and image folders, sketches; all turned into scenes."""

@@ -1,0 +1,163 @@
+"""One training loop for every model: progress, periodic validation, checkpoints and resume.
+
+A task supplies a :class:`TrainTask`: how to draw a batch and compute its loss, and how to
+validate. :func:`fit` owns the rest (optimizer steps, gradient clipping, best-checkpoint
+keeping, a resumable ``last`` state), so every ``geoseek train ...`` command behaves alike.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from geoseek.checkpoint import save_checkpoint
+
+
+class TrainTask(Protocol):
+    """What a model family supplies to :func:`fit`."""
+
+    model: nn.Module
+    model_name: str
+    config: dict[str, Any]
+
+    def loss(self, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """Draw a batch for ``step`` and return (loss, scalars to log)."""
+
+    def validate(self) -> dict[str, float]:
+        """Validation metrics (higher is better for ``FitConfig.monitor``)."""
+
+
+@dataclass
+class FitConfig:
+    """Optimization settings. ``monitor`` names the validation metric to maximize."""
+
+    steps: int = 1000
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup: int = 50
+    grad_clip: float = 5.0
+    validate_every: int = 200
+    monitor: str = "val"
+    seed: int = 0
+    threads: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU) RNGs."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _lr_lambda(cfg: FitConfig) -> Callable[[int], float]:
+    def f(step: int) -> float:
+        if step < cfg.warmup:
+            return (step + 1) / max(cfg.warmup, 1)
+        t = (step - cfg.warmup) / max(cfg.steps - cfg.warmup, 1)
+        return 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+
+    return f
+
+
+def fit(
+    task: TrainTask,
+    cfg: FitConfig,
+    out: str | Path,
+    *,
+    data: dict[str, Any] | None = None,
+    resume: bool = True,
+    progress: bool = True,
+    params: list[nn.Parameter] | None = None,
+) -> dict[str, Any]:
+    """Train ``task.model`` for ``cfg.steps`` steps; save the best checkpoint to ``out``.
+
+    A resumable state is kept beside it as ``<out>.last`` (model, optimizer, scheduler, step,
+    RNG states); with ``resume=True`` an interrupted run continues from there.
+
+    Returns:
+        ``{"best": metrics of the best validation, "history": [...], "steps": int, "seconds": float}``
+    """
+    out = Path(out)
+    last = out.with_name(out.name + ".last")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    model = task.model
+    trainable = params if params is not None else [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
+    start, best, history = 0, None, []
+    if resume and last.is_file():
+        state = torch.load(last, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        start, best, history = state["step"], state["best"], state["history"]
+        torch.set_rng_state(state["torch_rng"])
+        np.random.set_state(state["numpy_rng"])
+        random.setstate(state["python_rng"])
+    t0 = time.time()
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress, desc=task.model_name)
+    running: dict[str, float] = {}
+    for step in bar:
+        model.train()
+        loss, scalars = task.loss(step)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
+        opt.step()
+        sched.step()
+        scalars = {"loss": float(loss.detach()), **scalars}
+        for k, v in scalars.items():
+            running[k] = 0.9 * running.get(k, v) + 0.1 * v
+        bar.set_postfix({k: f"{v:.4g}" for k, v in running.items()})
+        done = step + 1
+        if done % cfg.validate_every == 0 or done == cfg.steps:
+            model.eval()
+            with torch.no_grad():
+                metrics = task.validate()
+            model.train()
+            history.append({"step": done, **{k: float(v) for k, v in metrics.items()}, **running})
+            score = metrics.get(cfg.monitor, -math.inf)
+            if best is None or score > best.get(cfg.monitor, -math.inf):
+                best = {"step": done, **{k: float(v) for k, v in metrics.items()}}
+                save_checkpoint(
+                    out,
+                    model_name=task.model_name,
+                    config=task.config,
+                    model=model,
+                    metrics=best,
+                    data=data,
+                    train={**asdict(cfg), "history": history},
+                )
+            bar.write(f"step {done}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+            tmp = last.with_name(last.name + ".tmp")
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "opt": opt.state_dict(),
+                    "sched": sched.state_dict(),
+                    "step": done,
+                    "best": best,
+                    "history": history,
+                    "torch_rng": torch.get_rng_state(),
+                    "numpy_rng": np.random.get_state(),
+                    "python_rng": random.getstate(),
+                },
+                tmp,
+            )
+            os.replace(tmp, last)
+    return {"best": best, "history": history, "steps": cfg.steps, "seconds": time.time() - t0}
