@@ -1,0 +1,132 @@
+"""``geoseek serve COLLECTION...``: the HTTP API and the web map over one or more collections.
+
+The bearer token is read from an environment variable (``GEOSEEK_TOKEN`` by default) or from a
+file, never from the command line, so it stays out of shell history, ``ps`` and logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from geoseek.errors import InvalidInputError
+
+DEFAULT_PORT = 8765
+TOKEN_ENV = "GEOSEEK_TOKEN"
+
+
+def parse_collection_args(values: list[str]) -> dict[str, Path]:
+    """``PATH`` or ``NAME=PATH`` → {name: path}; the name defaults to the folder's name."""
+    out: dict[str, Path] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep:
+            name, path = Path(value).resolve().name, value
+        if not name or not path:
+            raise InvalidInputError(f"expected PATH or NAME=PATH, got {value!r}")
+        if name in out:
+            raise InvalidInputError(f"two collections are named {name!r}; name them explicitly as NAME=PATH")
+        out[name] = Path(path)
+    return out
+
+
+def read_token(token_env: str | None, token_file: str | None) -> str | None:
+    """The token from ``token_file`` (first line, stripped) or else ``$token_env``; None when neither is set."""
+    if token_file:
+        path = Path(token_file)
+        if not path.is_file():
+            raise InvalidInputError(f"token file {path} does not exist")
+        lines = path.read_text(encoding="utf-8").strip().splitlines()
+        token = lines[0].strip() if lines else ""
+        if not token:
+            raise InvalidInputError(f"token file {path} is empty")
+        return token
+    if token_env:
+        token = os.environ.get(token_env, "").strip()
+        return token or None
+    return None
+
+
+def set_threads(n: int) -> None:
+    """Threads each request's FAISS search and torch inference may use (OpenMP/intra-op)."""
+    os.environ["OMP_NUM_THREADS"] = str(n)
+    import faiss
+
+    faiss.omp_set_num_threads(n)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
+
+
+def add_serve_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("collections", nargs="+", metavar="COLLECTION", help="collection folder, or NAME=FOLDER")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1, loopback only)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT})")
+    p.add_argument("--token-env", default=TOKEN_ENV, metavar="NAME",
+                   help=f"environment variable holding the bearer token (default {TOKEN_ENV}); unset = no auth")
+    p.add_argument("--token-file", metavar="PATH", help="file whose first line is the bearer token (overrides --token-env)")
+    p.add_argument("--cors", action="append", default=[], metavar="ORIGIN",
+                   help="allow browser calls from this origin (repeatable), e.g. http://localhost:3000")
+    p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest accepted upload, MiB (default 10)")
+    p.add_argument("--max-pixels", type=int, default=16_000_000, help="largest decoded image, width*height (default 16e6)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="threads per request for FAISS and torch (default 1: concurrency comes from parallel requests)")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from geoseek.service.app import create_app
+
+    if not 0 < args.port < 65536:
+        raise InvalidInputError(f"--port must be in 1..65535, got {args.port}")
+    if args.max_upload_mb <= 0 or args.max_pixels <= 0:
+        raise InvalidInputError("--max-upload-mb and --max-pixels must be > 0")
+    if args.threads < 1:
+        raise InvalidInputError(f"--threads must be >= 1, got {args.threads}")
+    set_threads(args.threads)
+    token = read_token(args.token_env, args.token_file)
+    app = create_app(
+        parse_collection_args(args.collections), token=token, cors_origins=args.cors,
+        max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=args.max_pixels,
+    )
+    host = args.host
+    shown = f"[{host}]" if ":" in host else host
+    print(f"geoseek: serving {', '.join(app.state.collections)} at http://{shown}:{args.port}/ "
+          f"(API docs at /docs; auth {'on' if token else 'off'})", flush=True)
+    if not token and host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"geoseek: warning: listening on {host} without a token; set ${args.token_env} or --token-file", file=sys.stderr)
+    uvicorn.run(app, host=host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def run_bench_load(args: argparse.Namespace) -> int:
+    from geoseek.cli import emit_json
+    from geoseek.service import loadbench
+
+    loadbench.check_args(args)
+    out = loadbench.main(args)
+    if args.json:
+        emit_json(out)
+    return 0
+
+
+def register(verbs: dict[str, argparse.ArgumentParser]) -> None:
+    from geoseek.cli._util import add_json_flag, subparsers
+
+    p = verbs["serve"]
+    p.description = "Start the HTTP API (OpenAPI at /docs) and the web map over one or more collections."
+    add_serve_arguments(p)
+    p.set_defaults(func=run)
+
+    from geoseek.service.loadbench import add_arguments
+
+    b = subparsers(verbs["bench"]).add_parser(
+        "load", help="HTTP load on loopback: concurrent clients, p50/p99 latency and errors per query mode",
+        description="Serve a random-vector collection on 127.0.0.1 and measure p50/p99 latency, req/s and errors "
+        "per query mode with concurrent clients (bounded by --seconds and --requests per mode).")
+    add_arguments(b)
+    add_json_flag(b)
+    b.set_defaults(func=run_bench_load)

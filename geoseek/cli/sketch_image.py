@@ -1,0 +1,304 @@
+"""CLI of sketch → aerial image retrieval (MLAGT).
+
+* ``geoseek train sketch-image``: train MLAGT on one fold's seen classes (or on all classes).
+* ``geoseek build images FOLDER [FOLDER...] --out COLLECTION``: a sketch-searchable collection.
+* ``geoseek eval sketch-image --folds 1,2,3,4 --json``: the zero-shot protocol with ablations and baselines.
+* ``geoseek bench sketch-search --queries 100 --db 5000 --json``: end-to-end two-stage search time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from geoseek.cli._util import add_json_flag, default_data_dir, subparsers
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _cache_default() -> Path:
+    return Path.home() / ".cache" / "geoseek" / "sketch-image"
+
+
+def _common_data(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, default=None, help="shared data folder (default: ../shared/data beside the repo)")
+    p.add_argument("--cache", type=Path, default=None, help="cache of image features and synthesized sketches (default ~/.cache/geoseek/sketch-image)")
+    p.add_argument("--per-class", type=int, default=None, help="use only the first N images of each class (quick runs)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+
+
+def _parse_folds(text: str) -> list[int]:
+    from geoseek.errors import InvalidInputError
+
+    try:
+        out = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise InvalidInputError(f"--folds expects comma-separated fold numbers like 1,2,3,4, got {text!r}") from None
+    if not out or any(not 1 <= f <= 4 for f in out):
+        raise InvalidInputError(f"folds are numbered 1..4, got {text!r}")
+    return out
+
+
+def _model_config(args: argparse.Namespace) -> dict:
+    cfg = {}
+    if getattr(args, "dim", None):
+        cfg["dim"] = args.dim
+    if getattr(args, "depth", None):
+        cfg["depth"] = args.depth
+    if getattr(args, "keep", None):
+        cfg["keep"] = [args.keep]
+    return cfg
+
+
+def register(verbs: dict[str, argparse.ArgumentParser]) -> None:
+    p = subparsers(verbs["train"]).add_parser("sketch-image", help="train the MLAGT sketch → aerial image model")
+    _common_data(p)
+    p.add_argument("--fold", default="all", help="fold 1..4 (train on its 15 seen classes) or 'all' (all 20 classes; the default model)")
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--model", default="mlagt", help="registered model name (mlagt, mlagt-tiny)")
+    p.add_argument("--dim", type=int, default=None)
+    p.add_argument("--depth", type=int, default=None)
+    p.add_argument("--keep", type=int, default=None, help="tokens kept by the filter")
+    p.add_argument("--out", type=Path, default=Path("runs/sketch-image/model.pt"))
+    p.add_argument("--seed", type=int, default=0)
+    add_json_flag(p)
+    p.set_defaults(func=run_train)
+
+    p = subparsers(verbs["build"]).add_parser("images", help="collection of aerial images searchable by sketch (FOLDER/<class>/*.jpg)")
+    p.add_argument("folders", nargs="+", type=Path, metavar="FOLDER")
+    p.add_argument("--out", required=True, type=Path, metavar="COLLECTION")
+    p.add_argument("--model", default="default", help="MLAGT checkpoint (default: the installed sketch-image model)")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--no-thumbnails", action="store_true")
+    p.add_argument("--threads", type=int, default=None)
+    add_json_flag(p)
+    p.set_defaults(func=run_build)
+
+    p = subparsers(verbs["eval"]).add_parser("sketch-image", help="zero-shot sketch → image retrieval (MLAGT protocol)")
+    _common_data(p)
+    p.add_argument("--folds", default="1,2,3,4")
+    p.add_argument("--fold-set", default="ucm-aid", help="committed folds file (ucm-aid)")
+    p.add_argument("--steps", type=int, default=1000, help="training steps per fold (when no checkpoint exists)")
+    p.add_argument("--checkpoints", type=Path, default=Path("runs/sketch-image"),
+                   help="folder of fold<N>.pt checkpoints: reused if present, else trained and saved there")
+    p.add_argument("--retrain", action="store_true", help="train even if a fold checkpoint exists")
+    p.add_argument("--rerank", type=int, default=100)
+    p.add_argument("--no-ablations", action="store_true")
+    p.add_argument("--no-baselines", action="store_true")
+    p.add_argument("--report", type=Path, default=None, help="also write the full per-fold report JSON here")
+    p.add_argument("--figure", type=Path, default=None,
+                   help="write query / top-5 figures of the first fold here (PATH.png; PATH-real.png for Quick, Draw! queries)")
+    add_json_flag(p)
+    p.set_defaults(func=run_eval)
+
+    p = subparsers(verbs["bench"]).add_parser("sketch-search", help="end-to-end two-stage sketch search time")
+    p.add_argument("--data", type=Path, default=None)
+    p.add_argument("--queries", type=int, default=100)
+    p.add_argument("--db", type=int, default=5000, help="database size (UC Merced + AID-100 images, up to 5100)")
+    p.add_argument("--rerank", type=int, default=100)
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--model", default="default")
+    p.add_argument("--collection", type=Path, default=None, help="reuse this collection instead of building one")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--features-cache", type=Path, default=None,
+                   help="reuse cached backbone features for the build (they do not depend on the trained model); "
+                        "the uncached backbone cost is then measured on 64 images and reported per image")
+    add_json_flag(p)
+    p.set_defaults(func=run_bench)
+
+
+# ----------------------------------------------------------------------------------------- train
+def run_train(args: argparse.Namespace) -> int:
+    from geoseek.cli import emit_json
+    from geoseek.sketch_image import prepare_data, train_fold
+    from geoseek.sources.datasets import UCM_AID_CLASSES, Fold, load_folds
+
+    data = prepare_data(args.data or default_data_dir(), args.cache or _cache_default(), per_class=args.per_class)
+    if args.fold == "all":
+        fold = Fold(0, sorted(UCM_AID_CLASSES), [])
+    else:
+        folds = {f.index: f for f in load_folds("ucm-aid")}
+        fold = folds[_parse_folds(args.fold)[0]]
+    model, result = train_fold(data, fold, args.out, steps=args.steps, lr=args.lr, model_name=args.model,
+                               model_config=_model_config(args), seed=args.seed, threads=args.threads)
+    out = {"checkpoint": str(args.out), "fold": fold.index, "best": result["best"], "seconds": round(result["seconds"], 1)}
+    if args.json:
+        emit_json(out)
+    else:
+        print(json.dumps(out, indent=1))
+    return 0
+
+
+# ----------------------------------------------------------------------------------------- build
+def run_build(args: argparse.Namespace) -> int:
+    import torch
+
+    from geoseek.cli import emit_json
+    from geoseek.sketch_image import build_image_collection
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    r = build_image_collection(args.folders, args.out, args.model, overwrite=args.overwrite, thumbnails=not args.no_thumbnails)
+    r["collection"] = str(args.out)
+    if args.json:
+        emit_json(r)
+    else:
+        print(f"built {args.out}: {r['items']} images in {r['seconds']:.1f} s")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ eval
+def run_eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from geoseek.checkpoint import load_model
+    from geoseek.cli import emit_json
+    from geoseek.sketch_image import evaluate_fold, prepare_data, summarize, train_fold  # noqa: F401
+    from geoseek.sources.datasets import load_folds
+
+    torch.set_num_threads(args.threads)
+    wanted = _parse_folds(args.folds)
+    folds = {f.index: f for f in load_folds(args.fold_set)}
+    data = prepare_data(args.data or default_data_dir(), args.cache or _cache_default(), per_class=args.per_class)
+    reports = []
+    t0 = time.time()
+    for i in wanted:
+        fold = folds[i]
+        ckpt = args.checkpoints / f"fold{i}.pt"
+        if ckpt.is_file() and not args.retrain:
+            model, payload = load_model(ckpt)
+            if payload.get("data", {}).get("fold") != i:
+                raise ValueError(f"{ckpt} was not trained on fold {i}")
+        else:
+            model, _ = train_fold(data, fold, ckpt, steps=args.steps, threads=args.threads)
+        model.eval()
+        with torch.no_grad():
+            r = evaluate_fold(model, data, fold, rerank=args.rerank, ablations=not args.no_ablations, baselines=not args.no_baselines)
+        reports.append(r)
+        if args.figure and len(reports) == 1:
+            from geoseek.sketch_image import results_figure
+
+            results_figure(model, data, fold, args.figure, per_class=2, rerank=args.rerank)
+            if any(c in data.real_labels for c in fold.unseen):
+                results_figure(model, data, fold, args.figure.with_name(args.figure.stem + "-real.png"), per_class=2,
+                               rerank=args.rerank, real=True)
+        print(f"fold {i}: unseen mAP {r['unseen']['map']:.2f}  seen mAP {r['seen']['map']:.2f}", flush=True)
+    summary = summarize(reports)
+    out = {
+        "seen_map": summary.get("seen_map"),
+        "unseen_map": summary.get("unseen_map"),
+        **summary,
+        "folds": wanted,
+        "seconds": round(time.time() - t0, 1),
+    }
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(json.dumps({"summary": out, "folds": reports}, indent=1, default=str))
+    if args.json:
+        emit_json(out)
+    else:
+        print(json.dumps(out, indent=1))
+    return 0
+
+
+# ----------------------------------------------------------------------------------------- bench
+def bench_queries(data_dir: Path, n: int, size: int) -> list[tuple[str, bytes, str]]:
+    """``n`` sketch queries as uploads would arrive: Quick, Draw! strokes JSON bytes of mapped classes."""
+    from geoseek.sources.sketch import QUICKDRAW_TO_CLASS, read_quickdraw
+
+    out = []
+    words = list(QUICKDRAW_TO_CLASS)
+    per = -(-n // len(words))
+    for w in words:
+        path = data_dir / "sketches" / "quickdraw" / "strokes" / f"{w}.ndjson"
+        for rec in read_quickdraw(path, limit=per):
+            out.append((f"{w}.json", json.dumps({"drawing": rec["drawing"]}).encode(), QUICKDRAW_TO_CLASS[w]))
+    return out[:n]
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    import tempfile
+
+    import numpy as np
+    import torch
+
+    from geoseek.cli import emit_json
+    from geoseek.collection import Collection
+    from geoseek.sketch_image import build_image_collection, search_sketch, search_sketches
+    from geoseek.sources.sketch import load_sketch
+
+    torch.set_num_threads(args.threads)
+    data_dir = args.data or default_data_dir()
+    build: dict = {}
+    tmp = None
+    if args.collection is None:
+        tmp = tempfile.TemporaryDirectory(prefix="geoseek-bench-")
+        folders = [data_dir / "imagery" / "ucmerced", data_dir / "imagery" / "aid-100"]
+        col_path = Path(tmp.name) / "images"
+        build = build_image_collection(folders, col_path, args.model, progress=True, features_cache=args.features_cache)
+        if args.features_cache:
+            from geoseek.sketch_image import backbone_features
+            from geoseek.sources.datasets import read_class_folders
+
+            sample = [s.path for s in read_class_folders(folders[0])][::33][:64]
+            t = time.perf_counter()
+            backbone_features(sample, progress=False)
+            build["backbone_seconds_per_image"] = (time.perf_counter() - t) / len(sample)
+        if build["items"] > args.db:
+            col0 = Collection.open(col_path)
+            ids = [it.id for it in col0.items()][args.db:]
+            col0.remove(ids)
+            col0.close()
+    else:
+        col_path = args.collection
+    col = Collection.open(col_path)
+    queries = bench_queries(data_dir, args.queries, 112)
+    # warm-up: load the model and the tokens once (what a running server has done already)
+    search_sketch(col, queries[0][1], k=args.k, rerank=args.rerank, filename=queries[0][0])
+    t = time.perf_counter()
+    results = [search_sketch(col, raw, k=args.k, rerank=args.rerank, filename=name) for name, raw, _ in queries]
+    seconds = time.perf_counter() - t
+    t = time.perf_counter()
+    inks = np.stack([load_sketch(raw, 112, filename=name) for name, raw, _ in queries])
+    batched = search_sketches(col, inks, k=args.k, rerank=args.rerank)
+    seconds_batched = time.perf_counter() - t
+    t = time.perf_counter()
+    search_sketches(col, inks, k=args.k, rerank=0)
+    seconds_no_rerank = time.perf_counter() - t
+    hit = np.mean([any(h.item.label and _same(h.item.label, q[2]) for h in r[:10]) for r, q in zip(results, queries)])
+    out = {
+        "queries": len(queries),
+        "db": len(col),
+        "rerank": args.rerank,
+        "k": args.k,
+        "threads": args.threads,
+        "seconds": round(seconds, 3),
+        "seconds_batched": round(seconds_batched, 3),
+        "seconds_no_rerank_batched": round(seconds_no_rerank, 3),
+        "ms_per_query": round(1000 * seconds / len(queries), 2),
+        "build_seconds": round(build.get("seconds", float("nan")), 1) if build else None,
+        "build_items": build.get("items"),
+        "tokens_bytes": build.get("tokens_bytes"),
+        "build_features_cached": bool(args.features_cache) if build else None,
+        "backbone_seconds_per_image": round(build["backbone_seconds_per_image"], 4) if "backbone_seconds_per_image" in build else None,
+        "quickdraw_hit@10": round(float(hit), 3),
+        "same_as_batched": all([h.item.id for h in a] == [h.item.id for h in b] for a, b in zip(results, batched)),
+    }
+    col.close()
+    if tmp is not None:
+        tmp.cleanup()
+    if args.json:
+        emit_json(out)
+    else:
+        print(json.dumps(out, indent=1))
+    return 0
+
+
+def _same(item_label: str, cls: str) -> bool:
+    """Whether a UC Merced / AID folder label belongs to canonical class ``cls``."""
+    from geoseek.sources.datasets import UCM_AID_CLASSES
+
+    return item_label in {folder for _, folder in UCM_AID_CLASSES.get(cls, [])}

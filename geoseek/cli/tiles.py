@@ -1,0 +1,203 @@
+"""CLI of the OSM-tiles capability: ``train tiles``, ``build osm``, ``eval tiles``, ``bench tiles``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from geoseek.cli._util import add_json_flag, default_data_dir, subparsers
+
+
+def _region(path: str) -> Path:
+    p = Path(path)
+    if not p.exists():
+        from geoseek.errors import NotFoundError
+
+        raise NotFoundError(f"OSM file not found: {p}")
+    return p
+
+
+def _default_region(name: str = "malta-2018-08.osm.pbf") -> str:
+    return str(default_data_dir() / "osm" / name)
+
+
+# --- train ---------------------------------------------------------------------------------------
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from geoseek.cli import emit_json
+    from geoseek.tiles import TileTrainConfig, train_tiles
+    from geoseek.train import FitConfig
+
+    if args.steps <= 0 or args.batch <= 1:
+        raise ValueError("--steps must be > 0 and --batch > 1")
+    cfg = TileTrainConfig(
+        model=args.model, dim=args.dim, batch=args.batch, margin=args.margin,
+        hard_negatives=not args.no_hard_negatives, hard_after=args.hard_after, val_triplets=args.val_triplets,
+        batch_negatives=not args.rendered_negatives,
+        sampler={"d_pos": args.d_pos, "d_neg": args.d_neg, "window_m": args.window_m, "size": args.size,
+                 "split_block_m": args.split_block_m, "drop_land_use": args.drop_land_use, "split_holdout": args.split_holdout, "split": args.split_holdout > 0},
+    )
+    fit_cfg = FitConfig(steps=args.steps, lr=args.lr, validate_every=args.validate_every, threads=args.threads,
+                        seed=args.seed, warmup=min(100, args.steps // 10))
+    summary = train_tiles(_region(args.region), args.out, cfg, fit_cfg, resume=not args.no_resume, progress=not args.json)
+    result = {"out": str(args.out), "steps": summary["steps"], "seconds": summary["seconds"], "best": summary["best"]}
+    if args.json:
+        emit_json(result)
+    else:
+        print(f"saved {args.out}: best {summary['best']}")
+    return 0
+
+
+# --- build ---------------------------------------------------------------------------------------
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from geoseek.cli import emit_json
+    from geoseek.tiles import build_osm_collection
+
+    result = build_osm_collection(
+        _region(args.region), args.out, args.model, zoom=args.zoom, overwrite=args.overwrite, progress=True
+    )
+    if args.json:
+        emit_json(result)
+    else:
+        print(f"built {result['collection']}: {result['items']} tiles in {result['seconds']:.1f} s "
+              f"({result['tiles_per_s']:.0f} tiles/s)")
+    return 0
+
+
+# --- eval ----------------------------------------------------------------------------------------
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from geoseek.cli import emit_json
+    from geoseek.tiles import evaluate_tiles
+
+    baselines = [b for b in args.baselines.split(",") if b] if args.baselines else []
+    result = evaluate_tiles(_region(args.region), args.model, zoom=args.zoom, split=args.split,
+                            exclude_m=args.exclude_m, baselines=baselines, progress=not args.json,
+                            figures=args.figures, protocols=[p for p in args.protocol.split(",") if p])
+    if args.json:
+        emit_json(result)
+    else:
+        print(f"{result['region']}: {result['labelled_tiles']} labelled tiles ({result['split']} split), "
+              f"exclusion {result['exclude_m']:.0f} m")
+        for i, proto in enumerate(args.protocol.split(",")):
+            pp = "" if i == 0 else f"{proto}_"
+            print(f"land use {proto} ({result[pp + 'query_tiles']} query tiles)")
+            print(f"  {'method':<16} {'P@10':>7} {'mAP':>7}")
+            for name, pre in [("ours", "")] + [(n, f"{n}_") for n in ("raw", "imagenet", "random")]:
+                if f"{pp}{pre}p_at_10" in result:
+                    print(f"  {name:<16} {result[pp + pre + 'p_at_10']:7.3f} {result[pp + pre + 'map']:7.3f}")
+    return 0
+
+
+# --- bench ---------------------------------------------------------------------------------------
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    import time
+
+    import numpy as np
+    import torch
+
+    from geoseek.checkpoint import load_model
+    from geoseek.cli import emit_json
+    from geoseek.sources.render import nonempty_tiles, render_xyz
+    from geoseek.tiles import embed_tiles, load_features
+
+    torch.set_num_threads(args.threads)
+    t0 = time.time()
+    feats = load_features(_region(args.region))
+    t_read = time.time() - t0
+    xy = nonempty_tiles(feats, args.zoom)
+    rng = np.random.default_rng(0)
+    pick = [xy[i] for i in rng.choice(len(xy), size=min(args.n, len(xy)), replace=False)]
+    render_xyz(feats, args.zoom, *pick[0])  # builds the spatial index outside the timing
+    t = time.time()
+    tiles = np.stack([render_xyz(feats, args.zoom, x, y, 128) for x, y in pick])
+    t_render = time.time() - t
+    model, payload = load_model(args.model, "tiles") if args.model == "default" else load_model(args.model)
+    embed_tiles(model, tiles[:8])
+    t = time.time()
+    embed_tiles(model, tiles)
+    t_embed = time.time() - t
+    result = {
+        "region": Path(args.region).name, "zoom": args.zoom, "tiles": len(pick), "threads": args.threads,
+        "read_s": t_read, "nonempty_tiles": len(xy), "render_tiles_per_s": len(pick) / t_render,
+        "embed_tiles_per_s": len(pick) / t_embed, "render_and_embed_tiles_per_s": len(pick) / (t_render + t_embed),
+        "model": payload["model"],
+    }
+    if args.json:
+        emit_json(result)
+    else:
+        for k, v in result.items():
+            print(f"{k:>30}: {v:.1f}" if isinstance(v, float) else f"{k:>30}: {v}")
+    return 0
+
+
+def register(verbs: dict[str, argparse.ArgumentParser]) -> None:
+    p = subparsers(verbs["train"]).add_parser(
+        "tiles", help="train a Loc2Vec tile encoder on an OSM file (triplet loss, near = similar)")
+    p.add_argument("region", nargs="?", default=_default_region(), help="OSM file (.osm.pbf, .osm, .osm.gz, .osm.bz2)")
+    p.add_argument("--out", type=Path, default=Path("tiles-model.pt"), help="checkpoint path (resumes from OUT.last)")
+    p.add_argument("--model", default="tile-cnn", help="tile encoder: tile-cnn or tile-efficientnet-lite0")
+    p.add_argument("--dim", type=int, default=128)
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--batch", type=int, default=32, help="triplets per step")
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--margin", type=float, default=0.3)
+    p.add_argument("--no-hard-negatives", action="store_true", help="only random far negatives")
+    p.add_argument("--hard-after", type=int, default=200, help="mine hard negatives after this many steps")
+    p.add_argument("--rendered-negatives", action="store_true",
+                   help="render one far negative per triplet (default: other pairs of the batch >= d_neg away)")
+    p.add_argument("--d-pos", type=float, nargs=2, default=(100.0, 500.0), metavar=("MIN", "MAX"), help="positive distance, m")
+    p.add_argument("--d-neg", type=float, default=2000.0, help="minimum negative distance, m")
+    p.add_argument("--window-m", type=float, nargs=2, default=(200.0, 320.0), metavar=("MIN", "MAX"), help="window width, m")
+    p.add_argument("--size", type=int, default=128, help="tile pixels")
+    p.add_argument("--split-block-m", type=float, default=2000.0, help="spatial split block size (mercator m)")
+    p.add_argument("--split-holdout", type=float, default=0.25, help="share of blocks held out for evaluation (0: none)")
+    p.add_argument("--drop-land-use", type=float, default=0.5,
+                   help="probability of blanking a tile's land-use channels in training (per tile)")
+    p.add_argument("--val-triplets", type=int, default=200)
+    p.add_argument("--validate-every", type=int, default=100)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-resume", action="store_true")
+    add_json_flag(p)
+    p.set_defaults(func=run_train)
+
+    p = subparsers(verbs["build"]).add_parser("osm", help="render every non-empty tile of an OSM file into a collection")
+    p.add_argument("region", help="OSM file (.osm.pbf, .osm, .osm.gz, .osm.bz2)")
+    p.add_argument("--out", required=True, type=Path, help="collection directory")
+    p.add_argument("--model", default="default", help="tile model checkpoint, or 'default'")
+    p.add_argument("--zoom", type=int, default=17, help="XYZ zoom of the tiles (17 ≈ 250 m at 36° N)")
+    p.add_argument("--overwrite", action="store_true")
+    add_json_flag(p)
+    p.set_defaults(func=run_build)
+
+    p = subparsers(verbs["eval"]).add_parser("tiles", help="land-use kNN retrieval of tile embeddings vs baselines")
+    p.add_argument("region", nargs="?", default=_default_region())
+    p.add_argument("--model", default="default")
+    p.add_argument("--zoom", type=int, default=17)
+    p.add_argument("--split", choices=("test", "all", "train"), default=None,
+                   help="tiles to evaluate (default: held-out blocks when the model was trained on this region, else all)")
+    p.add_argument("--exclude-m", type=float, default=1000.0, help="ignore database tiles this close to the query")
+    p.add_argument("--baselines", default="raw,imagenet,random", help="comma list of raw, imagenet, random")
+    p.add_argument("--protocol", default="hidden,visible",
+                   help="land-use channels 'hidden' from every method (labels are not in the input) and/or "
+                        "'visible'; the first is reported unprefixed")
+    p.add_argument("--figures", type=Path, default=None, help="write the t-SNE map and retrieval grid PNGs here")
+    add_json_flag(p)
+    p.set_defaults(func=run_eval)
+
+    p = subparsers(verbs["bench"]).add_parser("tiles", help="tiles/s rendered and embedded")
+    p.add_argument("region", nargs="?", default=_default_region())
+    p.add_argument("--model", default="default")
+    p.add_argument("--zoom", type=int, default=17)
+    p.add_argument("-n", type=int, default=1000, help="tiles to time")
+    p.add_argument("--threads", type=int, default=2)
+    add_json_flag(p)
+    p.set_defaults(func=run_bench)

@@ -1,0 +1,346 @@
+"""MLAGT: zero-shot sketch → aerial image retrieval with multi-level, attention-guided tokens.
+
+After Yang et al., "Zero-Shot Sketch-Based Remote-Sensing Image Retrieval Based on Multi-Level
+and Attention-Guided Tokenization", Remote Sensing 16(10):1653, 2024, rebuilt CPU-friendly:
+
+* **Image tokens**: the 7×7 feature map of a frozen ImageNet EfficientNet-Lite0 (stride 32,
+  1280 channels at 224 px; :func:`image_backbone_features`), projected to ``dim`` — so image
+  features can be precomputed once and training touches only the small transformer. With
+  ``image_tokens="patch"`` a learned patch embedding of the raw image is used instead.
+* **Sketch tokens**: the multi-level convolution tokenizer (a 7×7 then 3×3 convolutions, each
+  stride 2); the last two levels are pooled to the same grid and summed, so every token sees
+  both fine strokes and layout (:class:`MultiLevelSketchTokenizer`).
+* ``depth`` **pre-LN transformer blocks** (multi-head self-attention + MLP with residuals),
+  shared by both modalities, with a learned **[RT]** retrieval token per modality prepended.
+* **Token filtering** after the blocks in ``filter_layers``: keep the ``keep`` tokens with the
+  highest [RT] attention (averaged over heads) of that block and pass on their *post-attention*
+  values, i.e. the block's outputs (the released code returns the pre-attention tokens and
+  leaves filtering off).
+* **Cross-attention** (:class:`CrossSwapLayer`): the two modalities swap queries — the sketch
+  stream is updated with attention whose queries come from the image tokens and keys/values
+  from the sketch tokens, and vice versa — then each [RT] pair is compared by cosine. It
+  needs equal token counts (both filtered to ``keep``, or 49 + 1 unfiltered at the default sizes).
+
+Retrieval is two-stage (:mod:`geoseek.sketch_image`): the [RT] vectors (``embed_*``) go into an
+ANN index; the top N are re-ranked by :meth:`MLAGT.cross_score` against each image's stored,
+filtered tokens.
+
+Shapes: sketches (N, 1, S, S) ink maps in [0, 1] (1 = ink); image features (N, 1280, 7, 7);
+tokens (N, 1 + T, dim) with [RT] first; embeddings (N, dim) L2-normalized.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from geoseek.encoders.registry import register_model
+
+IMAGE_SIZE = 224
+"""Image side (pixels) fed to the backbone; 224 → a 7×7 token grid."""
+
+
+class Attention(nn.Module):
+    """Multi-head attention that also returns its weights (N, heads, Lq, Lk)."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim {dim} is not divisible by heads {heads}")
+        self.heads = heads
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(dim, 2 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, q_in: torch.Tensor, kv_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b, lq, d = q_in.shape
+        h = self.heads
+        q = self.q(q_in).view(b, lq, h, d // h).transpose(1, 2)
+        k, v = self.kv(kv_in).view(b, kv_in.shape[1], 2, h, d // h).permute(2, 0, 3, 1, 4)
+        attn = (q @ k.transpose(-2, -1) / math.sqrt(d // h)).softmax(-1)
+        out = (attn @ v).transpose(1, 2).reshape(b, lq, d)
+        return self.proj(out), attn
+
+
+class Mlp(nn.Sequential):
+    def __init__(self, dim: int, ratio: float = 2.0, drop: float = 0.0) -> None:
+        hidden = int(dim * ratio)
+        super().__init__(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(drop), nn.Linear(hidden, dim))
+
+
+class Block(nn.Module):
+    """Pre-LN transformer block: x + MSA(LN(x)), then + MLP(LN(·)). Returns (x, attention)."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 2.0, drop: float = 0.0) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = Attention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, mlp_ratio, drop)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = self.norm1(x)
+        a, attn = self.attn(y, y)
+        x = x + a
+        x = x + self.mlp(self.norm2(x))
+        return x, attn
+
+
+def filter_tokens(x: torch.Tensor, attn: torch.Tensor, keep: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keep [RT] plus the ``keep`` tokens that [RT] attends to most.
+
+    Args:
+        x: (N, 1 + T, D) block *outputs* (post-attention values), [RT] first.
+        attn: (N, heads, 1 + T, 1 + T) that block's attention weights.
+    Returns:
+        (N, 1 + keep, D) tokens in descending [RT]-attention order, and the kept indices
+        (N, keep) into the T non-[RT] tokens.
+    """
+    rt_attn = attn[:, :, 0, 1:].mean(1)  # (N, T)
+    keep = min(keep, rt_attn.shape[1])
+    idx = rt_attn.topk(keep, dim=1).indices
+    kept = x[:, 1:].gather(1, idx[..., None].expand(-1, -1, x.shape[-1]))
+    return torch.cat([x[:, :1], kept], 1), idx
+
+
+class MultiLevelSketchTokenizer(nn.Module):
+    """Conv stack 7×7/2 → 3×3/2 → 3×3/2 → 3×3/2; the last two levels are merged into tokens.
+
+    (N, 1, S, S) → (N, (S/16)², dim). At S = 112 that is a 7×7 grid (49 tokens).
+    """
+
+    def __init__(self, dim: int, widths: Sequence[int] = (32, 64, 128, 192)) -> None:
+        super().__init__()
+        layers, cin = [], 1
+        for i, w in enumerate(widths):
+            k = 7 if i == 0 else 3
+            layers.append(nn.Sequential(nn.Conv2d(cin, w, k, 2, k // 2, bias=False), nn.BatchNorm2d(w), nn.GELU()))
+            cin = w
+        self.levels = nn.ModuleList(layers)
+        self.proj_mid = nn.Conv2d(widths[-2], dim, 1)
+        self.proj_top = nn.Conv2d(widths[-1], dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats = []
+        for level in self.levels:
+            x = level(x)
+            feats.append(x)
+        top = self.proj_top(feats[-1])
+        mid = F.adaptive_avg_pool2d(self.proj_mid(feats[-2]), top.shape[-2:])
+        return (top + mid).flatten(2).transpose(1, 2)
+
+
+class CrossSwapLayer(nn.Module):
+    """Cross-attention with swapped queries between the sketch and the image token sets.
+
+    sketch' = S + Attn(q=LN(I), kv=LN(S)) then + MLP;  image' = I + Attn(q=LN(S), kv=LN(I)) then + MLP.
+    Both sets must have the same length (row 0 is [RT]).
+    """
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 2.0) -> None:
+        super().__init__()
+        self.norm_s = nn.LayerNorm(dim)
+        self.norm_i = nn.LayerNorm(dim)
+        self.attn_s = Attention(dim, heads)
+        self.attn_i = Attention(dim, heads)
+        self.norm_s2 = nn.LayerNorm(dim)
+        self.norm_i2 = nn.LayerNorm(dim)
+        self.mlp_s = Mlp(dim, mlp_ratio)
+        self.mlp_i = Mlp(dim, mlp_ratio)
+
+    def forward(self, s: torch.Tensor, i: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if s.shape[1] != i.shape[1]:
+            raise ValueError(f"cross-attention needs equal token counts, got sketch {s.shape[1]} and image {i.shape[1]}")
+        sn, im = self.norm_s(s), self.norm_i(i)
+        s2 = s + self.attn_s(im, sn)[0]
+        i2 = i + self.attn_i(sn, im)[0]
+        s2 = s2 + self.mlp_s(self.norm_s2(s2))
+        i2 = i2 + self.mlp_i(self.norm_i2(i2))
+        return s2, i2
+
+
+class MLAGT(nn.Module):
+    """The sketch ↔ image model (see the module docstring). Sizes are constructor arguments."""
+
+    def __init__(
+        self,
+        dim: int = 128,
+        depth: int = 4,
+        heads: int = 4,
+        mlp_ratio: float = 2.0,
+        sketch_size: int = 112,
+        sketch_widths: Sequence[int] = (24, 48, 96, 128),
+        image_tokens: str = "backbone",
+        backbone_dim: int = 1280,
+        patch_size: int = 32,
+        filter_layers: Sequence[int] = (2,),
+        keep: Sequence[int] | int = (16,),
+        cross_layers: int = 1,
+        num_classes: int = 0,
+        drop: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.dim, self.depth, self.sketch_size = dim, depth, sketch_size
+        self.image_tokens = image_tokens
+        self.filter_layers = tuple(int(f) for f in filter_layers)
+        keep = [keep] * len(self.filter_layers) if isinstance(keep, int) else list(keep)
+        if len(keep) != len(self.filter_layers):
+            raise ValueError("keep needs one entry per filter layer")
+        if any(not 1 <= f <= depth for f in self.filter_layers):
+            raise ValueError(f"filter_layers must be in 1..{depth}")
+        self.keep = tuple(int(k) for k in keep)
+        self.filtering = True
+        grid = sketch_size // 16
+        self.sketch_tokenizer = MultiLevelSketchTokenizer(dim, sketch_widths)
+        self.sketch_pos = nn.Parameter(torch.zeros(1, grid * grid, dim))
+        if image_tokens == "backbone":
+            self.image_proj = nn.Sequential(nn.LayerNorm(backbone_dim), nn.Linear(backbone_dim, dim))
+            n_img = (IMAGE_SIZE // 32) ** 2
+        elif image_tokens == "patch":
+            self.image_proj = nn.Conv2d(3, dim, patch_size, patch_size)
+            n_img = (IMAGE_SIZE // patch_size) ** 2
+        else:
+            raise ValueError(f"image_tokens must be 'backbone' or 'patch', got {image_tokens!r}")
+        self.image_pos = nn.Parameter(torch.zeros(1, n_img, dim))
+        self.rt_sketch = nn.Parameter(torch.zeros(1, 1, dim))
+        self.rt_image = nn.Parameter(torch.zeros(1, 1, dim))
+        self.drop = nn.Dropout(drop)
+        self.blocks = nn.ModuleList(Block(dim, heads, mlp_ratio, drop) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim)
+        self.cross = nn.ModuleList(CrossSwapLayer(dim, heads, mlp_ratio) for _ in range(cross_layers))
+        self.classifier = nn.Linear(dim, num_classes) if num_classes > 0 else None
+        for p in (self.sketch_pos, self.image_pos, self.rt_sketch, self.rt_image):
+            nn.init.trunc_normal_(p, std=0.02)
+
+    # ----------------------------------------------------------------------------- tokens
+    def _encode(self, tokens: torch.Tensor, rt: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([rt.expand(tokens.shape[0], -1, -1), tokens + pos], 1)
+        x = self.drop(x)
+        filters = dict(zip(self.filter_layers, self.keep))
+        for i, block in enumerate(self.blocks, start=1):
+            x, attn = block(x)
+            if self.filtering and i in filters:
+                x, _ = filter_tokens(x, attn, filters[i])
+        return self.norm(x)
+
+    def sketch_tokens(self, sketches: torch.Tensor) -> torch.Tensor:
+        """(N, 1, S, S) ink maps → (N, 1 + T, dim) tokens, [RT] first."""
+        if sketches.shape[-1] != self.sketch_size or sketches.shape[-2] != self.sketch_size:
+            sketches = F.interpolate(sketches, size=(self.sketch_size, self.sketch_size), mode="bilinear", align_corners=False)
+        return self._encode(self.sketch_tokenizer(sketches), self.rt_sketch, self.sketch_pos)
+
+    def image_tokens_from(self, images_or_features: torch.Tensor) -> torch.Tensor:
+        """Backbone features (N, C, 7, 7) — or raw images (N, 3, 224, 224) for the patch variant — → tokens."""
+        x = images_or_features
+        if self.image_tokens == "backbone":
+            t = self.image_proj(x.float().flatten(2).transpose(1, 2))
+        else:
+            t = self.image_proj(x).flatten(2).transpose(1, 2)
+        return self._encode(t, self.rt_image, self.image_pos)
+
+    @staticmethod
+    def embed(tokens: torch.Tensor) -> torch.Tensor:
+        """The L2-normalized [RT] vector (N, dim) of a token set."""
+        return F.normalize(tokens[:, 0], dim=-1)
+
+    def embed_sketch(self, sketches: torch.Tensor) -> torch.Tensor:
+        return self.embed(self.sketch_tokens(sketches))
+
+    def embed_image(self, features: torch.Tensor) -> torch.Tensor:
+        return self.embed(self.image_tokens_from(features))
+
+    # ------------------------------------------------------------------------------ cross
+    def cross_pair(self, s_tokens: torch.Tensor, i_tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Row-aligned token sets (P, L, D) × (P, L, D) → cross-attended [RT] pairs (P, D), (P, D)."""
+        s, i = s_tokens, i_tokens.to(s_tokens.dtype)
+        for layer in self.cross:
+            s, i = layer(s, i)
+        return F.normalize(s[:, 0], dim=-1), F.normalize(i[:, 0], dim=-1)
+
+    def cross_score(self, s_tokens: torch.Tensor, i_tokens: torch.Tensor) -> torch.Tensor:
+        """Cosine of the cross-attended [RT] pair: one sketch (1, L, D) or (P, L, D) vs images (P, L, D) → (P,)."""
+        if s_tokens.shape[0] == 1 and i_tokens.shape[0] > 1:
+            s_tokens = s_tokens.expand(i_tokens.shape[0], -1, -1)
+        a, b = self.cross_pair(s_tokens, i_tokens)
+        return (a * b).sum(-1)
+
+    def cross_score_candidates(self, s_tokens: torch.Tensor, i_tokens: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
+        """Rerank scores of each sketch against its candidate images, computing only the [RT] rows.
+
+        Args:
+            s_tokens: (Q, L, D) sketch tokens. i_tokens: (M, L, D) image tokens.
+            cand: (Q, N) long indices into ``i_tokens``.
+        Returns:
+            (Q, N) cosine of the cross-attended [RT] pairs; equal to :meth:`cross_score` on each
+            pair (exact for one cross layer; several layers fall back to the full computation).
+        """
+        if len(self.cross) != 1:
+            return torch.stack([self.cross_score(s_tokens[q : q + 1], i_tokens[cand[q]]) for q in range(len(cand))])
+        layer = self.cross[0]
+        s, i = s_tokens.float(), i_tokens.float()
+        h, d = layer.attn_s.heads, s.shape[-1]
+        dh = d // h
+        sn, im = layer.norm_s(s), layer.norm_i(i)
+        q_s = layer.attn_s.q(im[:, 0]).view(-1, h, dh)  # image [RT] queries for the sketch stream (M, h, dh)
+        k_s, v_s = layer.attn_s.kv(sn).view(s.shape[0], s.shape[1], 2, h, dh).unbind(2)  # (Q, L, h, dh)
+        q_i = layer.attn_i.q(sn[:, 0]).view(-1, h, dh)  # sketch [RT] queries for the image stream (Q, h, dh)
+        k_i, v_i = layer.attn_i.kv(im).view(i.shape[0], i.shape[1], 2, h, dh).unbind(2)  # (M, L, h, dh)
+        scale = 1.0 / math.sqrt(dh)
+        out = []
+        for qi in range(cand.shape[0]):
+            c = cand[qi]
+            a = torch.einsum("nhd,lhd->nhl", q_s[c], k_s[qi]) * scale
+            srt = torch.einsum("nhl,lhd->nhd", a.softmax(-1), v_s[qi]).reshape(len(c), d)
+            srt = s[qi, 0] + layer.attn_s.proj(srt)
+            srt = srt + layer.mlp_s(layer.norm_s2(srt))
+            b = torch.einsum("hd,nlhd->nhl", q_i[qi], k_i[c]) * scale
+            irt = torch.einsum("nhl,nlhd->nhd", b.softmax(-1), v_i[c]).reshape(len(c), d)
+            irt = i[c, 0] + layer.attn_i.proj(irt)
+            irt = irt + layer.mlp_i(layer.norm_i2(irt))
+            out.append((F.normalize(srt, dim=-1) * F.normalize(irt, dim=-1)).sum(-1))
+        return torch.stack(out)
+
+    def classify(self, tokens: torch.Tensor) -> torch.Tensor | None:
+        return None if self.classifier is None else self.classifier(tokens[:, 0])
+
+
+@register_model("mlagt", task="sketch-image")
+def mlagt(**kwargs) -> MLAGT:
+    """MLAGT with the CPU-friendly defaults (dim 128, 4 blocks, filter to 16 tokens after block 2)."""
+    return MLAGT(**kwargs)
+
+
+@register_model("mlagt-tiny", task="sketch-image")
+def mlagt_tiny(**kwargs) -> MLAGT:
+    """A very small MLAGT for tests (dim 32, 2 blocks)."""
+    cfg = dict(dim=32, depth=2, heads=2, sketch_widths=(8, 16, 24, 32), filter_layers=(1,), keep=(8,))
+    cfg.update(kwargs)
+    return MLAGT(**cfg)
+
+
+# --------------------------------------------------------------------------- image features
+_BACKBONE: dict[str, nn.Module] = {}
+
+
+def image_backbone():
+    """The frozen ImageNet EfficientNet-Lite0 (cached per process, eval mode)."""
+    if "lite0" not in _BACKBONE:
+        from geoseek.encoders.backbones import efficientnet_lite0
+
+        m = efficientnet_lite0(pretrained=True, num_classes=0)
+        m.eval()
+        for p in m.parameters():
+            p.requires_grad_(False)
+        _BACKBONE["lite0"] = m
+    return _BACKBONE["lite0"]
+
+
+@torch.no_grad()
+def image_backbone_features(images: torch.Tensor) -> torch.Tensor:
+    """(N, 3, 224, 224) images in [0, 1] → (N, 1280, 7, 7) EfficientNet-Lite0 head features."""
+    m = image_backbone()
+    return m.forward_features((images - 0.5) / 0.5)

@@ -1,0 +1,75 @@
+"""FAISS-specific behaviour: flat → IVF by size, IVF/HNSW filtered search, removals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from geoseek.geo import BBox
+from geoseek.index.base import Filter, load_index
+from geoseek.index.faiss_index import FaissIndex
+
+
+def _clustered(n, dim=32, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = np.random.default_rng(99).normal(size=(20, dim))
+    x = centres[rng.integers(0, 20, n)] + 0.3 * rng.normal(size=(n, dim))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    lonlat = np.stack([rng.uniform(0, 10, n), rng.uniform(40, 50, n)], axis=1)
+    return x, lonlat
+
+
+def _recall(got, ref):
+    return np.mean([len(set(g[g >= 0]) & set(r[r >= 0])) / max((r >= 0).sum(), 1) for g, r in zip(got, ref)])
+
+
+def test_switches_to_ivf_above_threshold_and_calibrates():
+    x, ll = _clustered(3000)
+    idx = FaissIndex(32, ivf_threshold=2000)
+    idx.add(np.arange(1500), x[:1500], ll[:1500], None)
+    assert idx.index_type == "flat"
+    idx.add(np.arange(1500, 3000), x[1500:], ll[1500:], None)
+    assert idx.index_type == "ivf" and len(idx) == 3000 and idx.nprobe is not None
+    np.testing.assert_allclose(idx.vectors(np.array([5, 2500])), x[[5, 2500]], atol=1e-6)
+    exact = FaissIndex(32, kind="flat")
+    exact.add(np.arange(3000), x, ll, None)
+    q, _ = _clustered(100, seed=1)
+    assert _recall(idx.search(q, 10)[1], exact.search(q, 10)[1]) >= 0.95
+
+
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_ann_filtered_search_recall_and_k_found(kind, tmp_path):
+    x, ll = _clustered(2500)
+    keys = np.arange(2500) * 7
+    ann = FaissIndex(32, kind=kind, exact_threshold=10)  # force the approximate path for filters
+    exact = FaissIndex(32, kind="flat")
+    for idx in (ann, exact):
+        idx.add(keys, x, ll, None)
+    q, _ = _clustered(50, seed=1)
+    for flt in (None, Filter(bbox=BBox(0, 40, 3, 50)), Filter(bbox=BBox(0, 40, 1, 45)),
+                Filter(bbox=BBox(0, 40, 0.3, 41))):
+        _, got = ann.search(q, 10, flt)
+        _, ref = exact.search(q, 10, flt)
+        assert _recall(got, ref) >= 0.95, flt
+        assert ((got >= 0).sum(1) == (ref >= 0).sum(1)).all()  # k found whenever k exist
+    # removed keys never come back, also after save/load
+    assert ann.remove(keys[:100]) == 100 and ann.index_type == kind
+    ann.save(tmp_path / "a")
+    loaded = load_index(tmp_path / "a")
+    _, got = loaded.search(x[:100], 10)
+    assert not np.isin(got, keys[:100]).any() and len(loaded) == 2400
+    _, got = loaded.search(x[:100], 10, Filter(bbox=BBox(0, 40, 5, 50)))
+    assert not np.isin(got, keys[:100]).any()
+    loaded.add(keys[:3], x[:3], ll[:3], None)  # re-adding removed keys works
+    assert loaded.search(x[:3], 1)[1][:, 0].tolist() == keys[:3].tolist()
+
+
+def test_mass_removal_returns_to_flat():
+    x, ll = _clustered(3000)
+    idx = FaissIndex(32, kind="auto", ivf_threshold=2000)
+    idx.add(np.arange(3000), x, ll, ["a"] * 3000)
+    assert idx.index_type == "ivf"
+    idx.remove(np.arange(2000))
+    assert idx.index_type == "flat" and len(idx) == 1000
+    _, got = idx.search(x[2000:2020], 1, Filter(labels=frozenset({"a"})))
+    np.testing.assert_array_equal(got[:, 0], np.arange(2000, 2020))

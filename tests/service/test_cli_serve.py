@@ -1,0 +1,67 @@
+"""``geoseek serve`` arguments and token sources, and ``geoseek bench load`` end to end
+(which runs ``geoseek serve`` in a subprocess on loopback)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from geoseek.cli import main
+from geoseek.cli.serve import parse_collection_args, read_token
+from geoseek.errors import InvalidInputError
+
+
+def test_parse_collection_args(tmp_path: Path) -> None:
+    assert parse_collection_args([str(tmp_path / "malta"), f"x={tmp_path / 'y'}"]) == {
+        "malta": tmp_path / "malta", "x": tmp_path / "y"}
+    with pytest.raises(InvalidInputError):
+        parse_collection_args([str(tmp_path / "a" / "c"), str(tmp_path / "b" / "c")])
+    with pytest.raises(InvalidInputError):
+        parse_collection_args(["=nowhere"])
+
+
+def test_read_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GEOSEEK_TOKEN", raising=False)
+    assert read_token("GEOSEEK_TOKEN", None) is None
+    monkeypatch.setenv("GEOSEEK_TOKEN", "  from-env \n")
+    assert read_token("GEOSEEK_TOKEN", None) == "from-env"
+    f = tmp_path / "token"
+    f.write_text("from-file\nignored\n")
+    assert read_token("GEOSEEK_TOKEN", str(f)) == "from-file"  # the file wins
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(InvalidInputError):
+        read_token(None, str(tmp_path / "empty"))
+    with pytest.raises(InvalidInputError):
+        read_token(None, str(tmp_path / "missing"))
+
+
+def test_serve_rejects_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["serve", str(tmp_path), "--port", "70000"]) == 2
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    assert "--token-file" in capsys.readouterr().out
+
+
+def test_no_token_flag_on_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    out = capsys.readouterr().out
+    assert "--token " not in out and "--token=" not in out
+
+
+def test_bench_load_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["bench", "load", "--n", "400", "--dim", "16", "--clients", "4", "--seconds", "0.5", "--requests", "40",
+               "--modes", "vector+bbox,similar", "--collection", str(tmp_path / "bench"), "--json"])
+    assert rc == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    figures = json.loads(out[-1])
+    assert figures["n"] == 400 and figures["errors"] == 0
+    assert [m["mode"] for m in figures["modes"]] == ["vector+bbox", "similar"]
+    for m in figures["modes"]:
+        assert 0 < m["requests"] <= 40 and 0 < m["p50_ms"] <= m["p99_ms"]
+    assert any(line.startswith("| vector+bbox |") for line in out)
+    assert main(["bench", "load", "--modes", "nope", "--n", "10", "--collection", str(tmp_path / "bench")]) == 2

@@ -1,0 +1,126 @@
+"""The OSM-tiles capability end to end on central Helsinki: train → build → search → eval → HTTP.
+
+Everything runs in-process (``geoseek.cli.main``) with a 2-step model, so the whole module
+stays within a few tens of seconds on two cores.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from geoseek.cli import main
+
+
+def _last_json(capsys) -> dict:
+    out = capsys.readouterr().out.strip().splitlines()
+    return json.loads(out[-1])
+
+
+@pytest.fixture(scope="module")
+def helsinki(shared_data) -> Path:
+    return shared_data / "osm" / "helsinki-center.osm.pbf"
+
+
+@pytest.fixture(scope="module")
+def built(helsinki, tmp_path_factory):
+    """(model path, collection path): a 2-step model and the collection it builds."""
+    tmp = tmp_path_factory.mktemp("tiles")
+    model = tmp / "m.pt"
+    # Helsinki's extract is ~1 × 1.7 km: negatives at >= 600 m instead of 2 km, no held-out blocks
+    rc = main(["train", "tiles", str(helsinki), "--out", str(model), "--steps", "2", "--batch", "4",
+               "--validate-every", "1", "--val-triplets", "4", "--d-neg", "600", "--split-holdout", "0",
+               "--hard-after", "1", "--size", "64", "--json"])
+    assert rc == 0 and model.is_file()
+    col = tmp / "col"
+    assert main(["build", "osm", str(helsinki), "--out", str(col), "--model", str(model), "--json"]) == 0
+    return model, col
+
+
+def test_train_writes_checkpoint_with_metrics(built):
+    from geoseek.checkpoint import read_checkpoint
+
+    payload = read_checkpoint(built[0])
+    assert payload["model"] == "tile-cnn"
+    assert 0.0 <= payload["metrics"]["val"] <= 1.0
+    assert payload["data"]["source"] == "helsinki-center.osm.pbf"
+    assert Path(str(built[0]) + ".last").is_file()  # resumable state
+
+
+def test_build_stores_tiles_with_footprints_labels_thumbnails(built):
+    from PIL import Image
+
+    from geoseek.collection import Collection
+
+    col = Collection.open(built[1])
+    assert col.manifest["modality"] == "osm-tiles" and col.manifest["extra"]["zoom"] == 17
+    assert 60 <= len(col) <= 150
+    items = list(col.items())
+    assert all(it.footprint is not None for it in items)
+    assert {it.label for it in items} & {"commercial", "park"}
+    it = col.get(items[0].id)
+    img = Image.open(io.BytesIO(it.thumbnail))
+    assert img.size == (64, 64)
+    v = col.vector(items[0].id)
+    assert v.shape == (128,) and abs(float(np.linalg.norm(v)) - 1) < 1e-4
+
+
+def test_search_near_cli(built, capsys):
+    capsys.readouterr()
+    assert main(["search", str(built[1]), "--near", "24.945,60.17", "-k", "5", "--json"]) == 0
+    res = _last_json(capsys)
+    hits = res["hits"]
+    assert len(hits) == 5 and [h["rank"] for h in hits] == [1, 2, 3, 4, 5]
+    scores = [h["score"] for h in hits]
+    assert scores == sorted(scores, reverse=True)
+    assert "17/74618/37939" not in {h["item"]["id"] for h in hits}  # the query tile itself is left out
+    # a point with nothing mapped is a clear error, not a traceback
+    assert main(["search", str(built[1]), "--near", "100,10", "--json"]) == 2
+    assert "nothing is mapped" in capsys.readouterr().err
+
+
+def test_eval_cli_json(helsinki, built, capsys):
+    capsys.readouterr()
+    assert main(["eval", "tiles", str(helsinki), "--model", str(built[0]), "--baselines", "raw,random",
+                 "--exclude-m", "0", "--json"]) == 0
+    res = _last_json(capsys)
+    for key in ("p_at_10", "raw_p_at_10", "random_p_at_10", "map", "raw_map", "labelled_tiles"):
+        assert key in res
+    assert 0 <= res["p_at_10"] <= 1 and res["labelled_tiles"] >= 20
+    assert res["split"] == "all"  # trained with no held-out blocks → every tile
+
+
+def test_arithmetic_and_interpolation(built):
+    from geoseek.collection import Collection
+    from geoseek.tiles import arithmetic, interpolate, similar
+
+    col = Collection.open(built[1])
+    ids = [it.id for it in col.items()][:3]
+    hits = arithmetic(col, ids[0], ids[1], ids[2], k=4)
+    assert len(hits) == 4 and not {h.item.id for h in hits} & set(ids)
+    walk = interpolate(col, ids[0], "24.945,60.17", steps=4, k=1)
+    assert len(walk) == 4 and walk[0][0].item.id == ids[0]
+    assert len(similar(col, 24.945, 60.17, k=3)) == 3
+
+
+def test_http_routes(built):
+    from fastapi.testclient import TestClient
+
+    from geoseek.service.app import create_app
+
+    with TestClient(create_app({"hel": built[1]})) as client:
+        r = client.get("/collections/hel/similar", params={"lon": 24.945, "lat": 60.17, "k": 3})
+        assert r.status_code == 200 and r.json()["count"] == 3
+        ids = [h["id"] for h in r.json()["hits"]]
+        r = client.get("/collections/hel/arithmetic", params={"a": ids[0], "b": ids[1], "c": "24.945,60.17", "k": 2})
+        assert r.status_code == 200 and r.json()["count"] == 2
+        r = client.get("/collections/hel/interpolate", params={"a": ids[0], "b": ids[1], "steps": 3})
+        assert r.status_code == 200 and len(r.json()["path"]) == 3
+        r = client.get("/tiles/16/37309/18969.png")
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png" and r.content[:4] == b"\x89PNG"
+        assert client.get("/tiles/3/99/0.png").status_code == 422
+        assert client.get("/collections/hel/arithmetic", params={"a": "1/2/3", "b": ids[0], "c": ids[1]}).status_code == 404
