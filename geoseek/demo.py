@@ -4,6 +4,8 @@ start the service over them and print its URL.
 Collections (under ``--dir``):
 - ``malta``: OSM tiles of Malta, built by ``geoseek build osm`` (similar places, basemap);
 - ``malta-scenes``: Malta cut into scenes for sketch-map search, by ``geoseek build sketchmap``;
+- ``geo-images``: located aerial chips and OSM tiles for image search (± location), by
+  ``geoseek build geo-images``;
 - ``ucmerced``: UC Merced aerial scenes, built by ``geoseek build images`` when that builder
   exists, else with :func:`image_embedding` below (colour, layout and texture statistics; a
   deterministic baseline that needs no trained model).
@@ -180,6 +182,12 @@ def ensure_collections(data: Path, demo_dir: Path) -> dict[str, Path]:
         _run_builder(["build", "sketchmap", str(pbf), "--out", str(scenes)])
     if usable(scenes):
         out["malta-scenes"] = scenes
+
+    geo = demo_dir / "geo-images"
+    if not usable(geo) and _has_builder("geo-images"):
+        _run_builder(["build", "geo-images", "--data", str(data), "--out", str(geo)])
+    if usable(geo):
+        out["geo-images"] = geo
 
     uc = demo_dir / "ucmerced"
     images = data / "imagery" / "ucmerced"

@@ -539,7 +539,7 @@ def build_collection(
     ``features`` (N, F): precomputed backbone features of ``data.images`` (row-aligned), to skip
     the backbone pass.
     """
-    from geoseek.checkpoint import file_checksum, load_model
+    from geoseek.checkpoint import load_model
     from geoseek.collection import Collection, Item
     from geoseek.sources.geo_image_dataset import png_thumbnail
 

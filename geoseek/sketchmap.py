@@ -402,22 +402,62 @@ def eval_queries(
     return out
 
 
+RAW_POOL = 2
+RERANK = 100
+FUSION_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0)
+
+
+def fused_scores(model_scores: np.ndarray, raw_scores: np.ndarray, weight: float) -> np.ndarray:
+    """``cos(model) + weight · cos(raw pixels)``; both (..., N)."""
+    return model_scores + weight * raw_scores
+
+
+def fused_ranks(q_model: np.ndarray, db_model: np.ndarray, q_raw: np.ndarray, db_raw: np.ndarray, truth: np.ndarray,
+                weight: float, rerank: int = RERANK) -> np.ndarray:
+    """Ranks as the search answers them with a raw-pixel rerank: the model's top ``rerank`` scenes
+    re-sorted by :func:`fused_scores`, the rest after them in model order."""
+    sm = q_model @ db_model.T
+    if weight == 0:
+        return true_ranks(q_model, db_model, truth)
+    top = np.argsort(-sm, axis=1, kind="stable")[:, :rerank]
+    scores = sm - 10.0
+    for i in range(len(sm)):
+        scores[i, top[i]] = fused_scores(sm[i, top[i]], db_raw[top[i]] @ q_raw[i], weight)
+    t = scores[np.arange(len(truth)), truth]
+    return (scores > t[:, None]).sum(1) + (scores == t[:, None]).sum(1)
+
+
+def choose_fusion_weight(model: torch.nn.Module, data: SketchMapData) -> tuple[float, dict[str, float]]:
+    """The raw-pixel fusion weight with the best MRR on the *validation* queries (never the test)."""
+    db_m, db_r = embed(model, data.scenes.rasters), raw_vectors(data.scenes.rasters, RAW_POOL)
+    q_m, q_r = embed(model, data.val_queries), raw_vectors(data.val_queries, RAW_POOL)
+    scores = {f"{w:g}": rank_metrics(fused_ranks(q_m, db_m, q_r, db_r, data.val_idx, w))["mrr"] for w in FUSION_WEIGHTS}
+    best = max(FUSION_WEIGHTS, key=lambda w: scores[f"{w:g}"])
+    return float(best), scores
+
+
 def evaluate_retrieval(
-    models: dict[str, torch.nn.Module], data: SketchMapData, queries: dict[float, tuple[np.ndarray, np.ndarray]]
+    models: dict[str, torch.nn.Module], data: SketchMapData, queries: dict[float, tuple[np.ndarray, np.ndarray]],
+    fusion: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Rank of the true scene among all scenes of the region, for every model and the raw baseline.
 
-    Returns ``{"by_strength": {s: {name: metrics}}, ...}``; ``name`` is each model's key and
-    ``"raw"`` (cosine kNN on raw rasters, average-pooled 2×2).
+    Returns ``{"by_strength": {s: {name: metrics}}, ...}``; ``name`` is each model's key,
+    ``"raw"`` (cosine kNN on raw rasters, average-pooled 2×2) and, for each ``fusion``
+    ``{model key: weight}``, ``"<key>+raw"`` (model cosine + weight × raw cosine).
     """
     db = {name: embed(m, data.scenes.rasters) for name, m in models.items()}
-    db["raw"] = raw_vectors(data.scenes.rasters, pool=2)
+    db["raw"] = raw_vectors(data.scenes.rasters, pool=RAW_POOL)
     res: dict[str, Any] = {}
     for s, (q, truth) in queries.items():
         row = {}
-        for name, m in models.items():
-            row[name] = rank_metrics(true_ranks(embed(m, q), db[name], truth))
-        row["raw"] = rank_metrics(true_ranks(raw_vectors(q, pool=2), db["raw"], truth))
+        qv = {name: embed(m, q) for name, m in models.items()}
+        qr = raw_vectors(q, pool=RAW_POOL)
+        for name in models:
+            row[name] = rank_metrics(true_ranks(qv[name], db[name], truth))
+        row["raw"] = rank_metrics(true_ranks(qr, db["raw"], truth))
+        for name, w in (fusion or {}).items():
+            row[f"{name}+raw"] = rank_metrics(fused_ranks(qv[name], db[name], qr, db["raw"], truth, w))
         res[f"{s:g}"] = row
     return {"by_strength": res, "n_scenes": len(data.scenes), "n_queries": int(len(next(iter(queries.values()))[1]))}
 
@@ -436,13 +476,15 @@ def scene_id(bbox: np.ndarray) -> str:
 
 def build_scene_collection(
     region: str | Path, out: str | Path, model: str | Path = "default", *, overwrite: bool = False, progress: bool = True,
-    thumb_px: int = 64,
+    thumb_px: int = 64, fusion_weight: float | None = None,
 ) -> Any:
     """Cut ``region`` into scenes (the model's window and raster size), embed them, store a collection.
 
     Modality ``osm-scenes``; items carry footprints, RGB thumbnails and metadata (window, mercator
     bounds); the scene rasters are stored as array ``rasters`` (row-aligned with add order) and
     the model as ``model.pt``, so the collection answers sketch-map queries on its own.
+    ``fusion_weight`` (default: the checkpoint's ``extra.fusion_weight``, else 0) turns on the
+    raw-pixel rerank of the top 100 hits in :func:`search_sketch_map`.
     """
     from geoseek.checkpoint import load_model
     from geoseek.collection import Collection, Item
@@ -453,6 +495,7 @@ def build_scene_collection(
     net, payload = load_model(model, TASK) if str(model) == "default" else load_model(model)
     s = payload.get("data", {})
     window_m, size = float(s.get("window_m", DEFAULT_WINDOW_M)), int(s.get("size", DEFAULT_SIZE))
+    weight = float(payload.get("extra", {}).get("fusion_weight", 0.0)) if fusion_weight is None else float(fusion_weight)
     osm = read_osm(region)
     scenes = region_scenes(osm, window_m=window_m, size=size, progress=progress)
     vecs = embed(net, scenes.rasters)
@@ -465,7 +508,8 @@ def build_scene_collection(
     with Collection.create(
         out, modality=MODALITY, model_id=f"{TASK}-{payload['model']}", model_checksum=payload["checksum"], dim=vecs.shape[1],
         metric="ip", backend="faiss", overwrite=overwrite,
-        extra={"window_m": window_m, "size": size, "source": region.name, "model_file": "model.pt", "model_name": payload["model"]},
+        extra={"window_m": window_m, "size": size, "source": region.name, "model_file": "model.pt", "model_name": payload["model"],
+               "fusion_weight": weight, "raw_pool": RAW_POOL, "rerank": RERANK},
     ) as b:
         b.add(items, vecs)
         b.put_array("rasters", scenes.rasters)
@@ -513,7 +557,20 @@ def search_sketch_map(col: Any, sketch: Any, k: int = 10, filter: Any = None) ->
 
         raise InvalidInputError("invalid sketch map: nothing of it falls on the canvas / window")
     v = embed(model, r[None])
-    return col.search(v, k=k, filter=filter)[0]
+    weight = float(col.manifest.get("extra", {}).get("fusion_weight", 0.0))
+    if weight <= 0:
+        return col.search(v, k=k, filter=filter)[0]
+    # second step: rerank the model's top RERANK scenes by model cosine + weight × raw-pixel cosine
+    hits = col.search(v, k=max(k, RERANK), filter=filter)[0]
+    if not hits:
+        return hits
+    rasters = col.array("rasters")
+    keys = col.keys_of([h.item.id for h in hits])
+    raw_db = raw_vectors(np.asarray(rasters[np.asarray(keys)]), RAW_POOL)
+    raw_q = raw_vectors(r[None], RAW_POOL)[0]
+    fused = fused_scores(np.array([h.score for h in hits]), raw_db @ raw_q, weight)
+    order = np.argsort(-fused, kind="stable")[:k]
+    return [type(hits[0])(rank=i + 1, score=float(fused[j]), item=hits[j].item) for i, j in enumerate(order)]
 
 
 def feedback_path(col_or_path: Any) -> Path:

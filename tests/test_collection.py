@@ -43,25 +43,38 @@ def make_items(n: int, start: int = 0, seed: int = 0):
     return items, vecs
 
 
-@pytest.fixture(params=["faiss", "qdrant"])
-def built(request, tmp_path):
+def _build(backend, tmp_path):
     items, vecs = make_items(120)
     path = tmp_path / "col"
     with Collection.create(path, modality="test", dim=DIM, model_id="m", model_checksum="sha256:0",
-                           backend=request.param, extra={"zoom": 16}) as b:
+                           backend=backend, extra={"zoom": 16}) as b:
         b.add(items[:70], vecs[:70])
         b.add(items[70:], vecs[70:])
         b.put_array("tokens", vecs.astype(np.float16) * 2)
         src = tmp_path / "model.pt"
         src.write_bytes(b"weights")
         b.put_file("model.pt", src)
-    col = Collection.open(path)
+    return Collection.open(path), items, vecs
+
+
+@pytest.fixture(params=["faiss", "qdrant"])
+def built_any(request, tmp_path):
+    """A built collection on each backend."""
+    col, items, vecs = _build(request.param, tmp_path)
     yield col, items, vecs
     col.close()
 
 
-def test_manifest_and_reads(built):
-    col, items, vecs = built
+@pytest.fixture
+def built(tmp_path):
+    """A built collection on the default backend (behaviour that does not depend on the backend)."""
+    col, items, vecs = _build("faiss", tmp_path)
+    yield col, items, vecs
+    col.close()
+
+
+def test_manifest_and_reads(built_any):
+    col, items, vecs = built_any
     m = col.manifest
     assert m["format"] == 1 and m["modality"] == "test" and m["dim"] == DIM and m["metric"] == "ip"
     assert m["count"] == 120 and m["extra"] == {"zoom": 16} and m["model_checksum"] == "sha256:0"
@@ -80,8 +93,8 @@ def test_manifest_and_reads(built):
         col.array("nope")
 
 
-def test_search_joins_items_and_filters(built):
-    col, items, vecs = built
+def test_search_joins_items_and_filters(built_any):
+    col, items, vecs = built_any
     hits = col.search(vecs[:3], k=5)
     assert len(hits) == 3 and all(len(h) == 5 for h in hits)
     assert isinstance(hits[0][0], Hit) and hits[0][0].item.id == "it0" and hits[0][0].rank == 1
@@ -112,8 +125,8 @@ def test_bad_queries(built):
         col.search(np.zeros(DIM, np.float32), k=0)
 
 
-def test_incremental_add_remove_durable(built):
-    col, items, vecs = built
+def test_incremental_add_remove_durable(built_any):
+    col, items, vecs = built_any
     new_items, new_vecs = make_items(5, start=500, seed=3)
     keys = col.add(new_items, new_vecs, arrays={"tokens": new_vecs.astype(np.float16)})
     assert keys.tolist() == list(range(120, 125)) and len(col) == 125
@@ -289,4 +302,42 @@ def test_hits_follow_incremental_edits(tmp_path):
     assert hit.to_json()["item"]["bbox"] == [1, 2, 3, 4]
     col.remove(["top"])
     assert col.search(q, k=1)[0][0].id != "top"
+    col.close()
+
+
+def test_hit_is_a_dataclass_with_lazy_item(tmp_path):
+    import dataclasses
+
+    col = Collection.open(_small(tmp_path))
+    _, vecs = make_items(30)
+    hit = col.search(vecs[2], k=1)[0][0]
+    assert hit.id == "it2" and "item" not in vars(hit)  # not built yet
+    moved = dataclasses.replace(hit, rank=7)
+    assert moved.rank == 7 and moved.item == col.get("it2") and hit.item.id == "it2"
+    assert Hit(1, 0.5, Item(id="x")).id == "x"
+    col.close()
+
+
+def test_concurrent_searches_and_adds(tmp_path):
+    import threading
+
+    col = Collection.open(_small(tmp_path))
+    errors: list[BaseException] = []
+
+    def searcher():
+        try:
+            for _ in range(30):
+                hits = col.search(np.ones((2, DIM), np.float32), k=5)
+                assert all(len(h) == 5 for h in hits) and all(h.item.id for h in hits[0])
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=searcher) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for i in range(5):
+        col.add([Item(id=f"c{i}", centroid=(0, 0))], np.full((1, DIM), 0.1 * i, np.float32))
+    for t in threads:
+        t.join()
+    assert not errors and len(col) == 35
     col.close()

@@ -104,7 +104,8 @@ def scene_collection(shared_data: Path, tmp_path_factory) -> Path:
     ckpt = save_checkpoint(tmp / "tiny.pt", model_name="sketchmap-sppcnn", config=cfg,
                            model=create_model("sketchmap-sppcnn", **cfg), data={"window_m": 240.0, "size": 32})
     out = tmp / "scenes"
-    build_scene_collection(shared_data / "osm" / "helsinki-center.osm.pbf", out, model=ckpt, progress=False)
+    # with the raw-pixel rerank on, so the search tests exercise both steps
+    build_scene_collection(shared_data / "osm" / "helsinki-center.osm.pbf", out, model=ckpt, progress=False, fusion_weight=1.0)
     return out
 
 
@@ -218,3 +219,20 @@ def test_cli_search_and_errors(scene_collection, tmp_path, capsys):
     bad.write_text(json.dumps({"canvas": {"width": 5, "height": 5}, "features": [{"properties": {}, "geometry": None}]}))
     assert main(["search", str(scene_collection), "--sketch-map", str(bad)]) == 2
     assert "properties.layer is missing" in capsys.readouterr().err
+
+
+def test_fused_ranks_rerank_only_the_top():
+    from geoseek.sketchmap import fused_ranks
+
+    rng = np.random.default_rng(0)
+    dbm = rng.normal(size=(50, 8)).astype(np.float32)
+    dbm /= np.linalg.norm(dbm, axis=1, keepdims=True)
+    dbr = np.eye(50, dtype=np.float32)
+    truth = np.array([7, 9])
+    qm = dbm[[3, 9]]  # query 0's model vector points at scene 3, query 1's at 9
+    qr = dbr[[7, 9]]  # raw pixels point at the true scenes
+    assert (fused_ranks(qm, dbm, qr, dbr, truth, 0.0) >= 1).all()
+    r_full = fused_ranks(qm, dbm, qr, dbr, truth, 5.0, rerank=50)
+    assert list(r_full) == [1, 1]
+    r_top1 = fused_ranks(qm, dbm, qr, dbr, truth, 5.0, rerank=1)
+    assert r_top1[1] == 1 and r_top1[0] > 1  # scene 7 is outside query 0's top-1: not promoted

@@ -88,7 +88,7 @@ def test_eval_cli_json(helsinki, built, capsys):
     assert main(["eval", "tiles", str(helsinki), "--model", str(built[0]), "--baselines", "raw,random",
                  "--exclude-m", "0", "--json"]) == 0
     res = _last_json(capsys)
-    for key in ("p_at_10", "raw_p_at_10", "random_p_at_10", "map", "raw_map", "labelled_tiles"):
+    for key in ("p_at_10", "raw_p_at_10", "random_p_at_10", "map", "raw_map", "labelled_tiles", "visible_p_at_10"):
         assert key in res
     assert 0 <= res["p_at_10"] <= 1 and res["labelled_tiles"] >= 20
     assert res["split"] == "all"  # trained with no held-out blocks → every tile

@@ -46,7 +46,7 @@ def register(verbs: dict[str, argparse.ArgumentParser]) -> None:
 
     p = subparsers(verbs["bench"]).add_parser("locenc", help="encode throughput (points/s) of every location encoder")
     p.add_argument("--encoders", default="all")
-    p.add_argument("--points", type=int, default=1_048_576)
+    p.add_argument("--points", type=int, default=262_144)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeats", type=int, default=3)
     add_json_flag(p)

@@ -89,6 +89,8 @@ def register(verbs: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--no-ablations", action="store_true")
     p.add_argument("--no-baselines", action="store_true")
     p.add_argument("--report", type=Path, default=None, help="also write the full per-fold report JSON here")
+    p.add_argument("--merge", type=Path, nargs="+", default=None, metavar="REPORT",
+                   help="summarize --report files of separate runs (e.g. one process per fold) instead of evaluating")
     p.add_argument("--figure", type=Path, default=None,
                    help="write query / top-5 figures of the first fold here (PATH.png; PATH-real.png for Quick, Draw! queries)")
     add_json_flag(p)
@@ -160,6 +162,8 @@ def run_eval(args: argparse.Namespace) -> int:
     from geoseek.sources.datasets import load_folds
 
     torch.set_num_threads(args.threads)
+    if args.merge:
+        return _merge_reports(args)
     wanted = _parse_folds(args.folds)
     folds = {f.index: f for f in load_folds(args.fold_set)}
     data = prepare_data(args.data or default_data_dir(), args.cache or _cache_default(), per_class=args.per_class)
@@ -196,6 +200,30 @@ def run_eval(args: argparse.Namespace) -> int:
     }
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(json.dumps({"summary": out, "folds": reports}, indent=1, default=str))
+    if args.json:
+        emit_json(out)
+    else:
+        print(json.dumps(out, indent=1))
+    return 0
+
+
+def _merge_reports(args: argparse.Namespace) -> int:
+    from geoseek.cli import emit_json
+    from geoseek.errors import InvalidInputError
+    from geoseek.sketch_image import summarize
+
+    reports = []
+    for path in args.merge:
+        try:
+            reports += json.loads(Path(path).read_text())["folds"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise InvalidInputError(f"{path} is not a sketch-image eval report: {exc}") from None
+    reports.sort(key=lambda r: r["fold"])
+    summary = summarize(reports)
+    out = {"seen_map": summary.get("seen_map"), "unseen_map": summary.get("unseen_map"), **summary,
+           "folds": [r["fold"] for r in reports]}
+    if args.report:
         args.report.write_text(json.dumps({"summary": out, "folds": reports}, indent=1, default=str))
     if args.json:
         emit_json(out)

@@ -88,7 +88,14 @@ def run_eval(args: argparse.Namespace) -> int:
     )
     strengths = _strengths(args.strengths)
     queries = eval_queries(osm, data, strengths, args.queries, progress=not args.quiet, cache_dir=args.cache)
-    res = evaluate_retrieval(models, data, queries)
+    fusion = None
+    if args.fusion:
+        from geoseek.sketchmap import choose_fusion_weight
+
+        w, val_scores = choose_fusion_weight(model, data)
+        fusion = {"model": w}
+        print(f"raw-pixel fusion weight {w:g} (validation MRR by weight: {val_scores})", file=sys.stderr)
+    res = evaluate_retrieval(models, data, queries, fusion)
     if args.figure:
         from geoseek.sketchmap import figure_top5
 
@@ -102,12 +109,16 @@ def run_eval(args: argparse.Namespace) -> int:
     if "baseline" in row:
         out.update({f"{base_name}_{k}": v for k, v in row["baseline"].items()})
         out["baseline_checkpoint"] = str(args.baseline)
+    if fusion:
+        out.update({f"fused_{k}": v for k, v in row["model+raw"].items()})
+        out["fusion_weight"] = fusion["model"]
     out.update({"n_scenes": res["n_scenes"], "n_queries": res["n_queries"], "by_strength": res["by_strength"]})
     if not args.json or args.verbose:
         print(f"{'strength':>8} {'model':>22} {'MRR':>6} {'@1':>6} {'@3':>6} {'@5':>6} {'@10':>6}", file=sys.stderr)
         for st, r in res["by_strength"].items():
             for name, m in r.items():
-                label = {"model": payload["model"], "baseline": f"sketchmap-{base_name}", "raw": "raw kNN"}[name]
+                label = {"model": payload["model"], "baseline": f"sketchmap-{base_name}", "raw": "raw kNN",
+                         "model+raw": "model + raw fusion"}[name]
                 print(f"{st:>8} {label:>22} {m['mrr']:6.3f} {m['acc_at_1']:6.3f} {m['acc_at_3']:6.3f} {m['acc_at_5']:6.3f} {m['acc_at_10']:6.3f}", file=sys.stderr)
     if args.json:
         from geoseek.cli import emit_json
@@ -120,7 +131,8 @@ def run_build(args: argparse.Namespace) -> int:
     from geoseek.sketchmap import build_scene_collection
 
     region = _region(args.region)
-    col = build_scene_collection(region, args.out, model=args.model, overwrite=args.overwrite, progress=not args.quiet)
+    col = build_scene_collection(region, args.out, model=args.model, overwrite=args.overwrite, progress=not args.quiet,
+                                 fusion_weight=args.fusion_weight)
     print(f"{len(col)} scenes -> {col.path}", file=sys.stderr)
     return 0
 
@@ -163,6 +175,8 @@ def register(verbs: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--verbose", action="store_true", help="print the table also with --json")
+    p.add_argument("--fusion", action="store_true",
+                   help="also rank by model cosine + w × raw-pixel cosine, w chosen on the validation sketches")
     p.add_argument("--figure", type=Path, help="also save a PNG of sketch queries with their top-5 scenes")
     add_json_flag(p)
     p.set_defaults(func=run_eval)
@@ -173,6 +187,8 @@ def register(verbs: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("region", nargs="?", help=f"OSM file (default: <data>/osm/{DEFAULT_REGION})")
     p.add_argument("--out", type=Path, required=True, help="collection directory")
     p.add_argument("--model", default="default", help="sketch-map checkpoint path or 'default'")
+    p.add_argument("--fusion-weight", type=float, default=None,
+                   help="rerank the top 100 by model + W × raw-pixel cosine (default: the checkpoint's chosen weight, else 0)")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run_build)

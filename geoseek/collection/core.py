@@ -30,6 +30,7 @@ import shutil
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,49 @@ def _check_items(items: Sequence[Item], vectors: np.ndarray, dim: int) -> tuple[
     if len(vectors) != len(items):
         raise InvalidInputError(f"{len(items)} items but {len(vectors)} vectors")
     return items, vectors
+
+
+class _RWLock:
+    """Many readers or one writer (writers are not re-entrant)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+def _lazy_hit(rank: int, score: float, key: int, cache: ItemCache, _new=object.__new__) -> Hit:
+    """``Hit.lazy`` inlined for the hot path of every search."""
+    hit = _new(Hit)
+    hit.__dict__ = {"rank": rank, "score": score, "key": key, "source": cache}
+    return hit
 
 
 class CollectionBuilder:
@@ -197,7 +241,8 @@ class Collection:
         self.manifest = manifest
         self.store = store
         self.index = index
-        self._write_lock = threading.RLock()
+        self._rw = _RWLock()  # searches share it; add/remove take it alone
+        self._cache_lock = threading.Lock()
         self._cache: ItemCache | None = None
 
     # --- construction ---------------------------------------------------------------------------
@@ -410,7 +455,7 @@ class Collection:
         if k <= 0:
             raise InvalidInputError(f"k must be > 0, got {k}")
         extra = max((len(e) for e in exclude), default=0) if exclude else 0
-        with self._write_lock:  # an index is not safe to search while it is being changed
+        with self._rw.read():  # an index is not safe to search while it is being changed
             scores, keys = self.index.search(queries, k + extra, filter)
         return self._join(scores, keys, k, exclude)
 
@@ -422,7 +467,7 @@ class Collection:
         valid = keys >= 0
         valid[valid] = cache.present[np.minimum(keys[valid], n - 1)] & (keys[valid] < n) if n else False
         if not exclude and keys.shape[1] == k and valid.all():  # the common case, kept lean
-            return [[Hit(r, s, None, key, cache) for r, (s, key) in enumerate(zip(srow, krow), 1)]
+            return [[_lazy_hit(r, s, key, cache) for r, (s, key) in enumerate(zip(srow, krow), 1)]
                     for srow, krow in zip(scores.tolist(), keys.tolist())]
         out: list[list[Hit]] = []
         for qi, (srow, krow) in enumerate(zip(scores.tolist(), keys.tolist())):
@@ -434,7 +479,7 @@ class Collection:
                 item_id = ids[key]
                 if item_id is None or item_id in skip:  # an orphan vector, or excluded
                     continue
-                hits.append(Hit(len(hits) + 1, s, None, key, cache))
+                hits.append(Hit.lazy(len(hits) + 1, s, key, cache))
                 if len(hits) == k:
                     break
             out.append(hits)
@@ -442,7 +487,10 @@ class Collection:
 
     def item_cache(self) -> ItemCache:
         """The in-memory item columns search hits are joined from (loaded on first use)."""
-        with self._write_lock:
+        cache = self._cache
+        if cache is not None:
+            return cache
+        with self._cache_lock:
             if self._cache is None:
                 self._cache = ItemCache(self.store)
             return self._cache
@@ -464,7 +512,7 @@ class Collection:
         items, vectors = _check_items(items, vectors, self.dim)
         if not items:
             return np.zeros(0, dtype=np.int64)
-        with self._write_lock:
+        with self._rw.write():
             self.store.begin()
             added_to_index = False
             try:
@@ -493,7 +541,7 @@ class Collection:
         ids = list(dict.fromkeys(str(i) for i in ids))
         if not ids:
             return 0
-        with self._write_lock:
+        with self._rw.write():
             keys = self.store.keys_of(ids)
             self.store.begin()
             try:
@@ -555,7 +603,7 @@ class Collection:
 
     def _reconcile(self) -> None:
         """Drop orphan vectors (left by a crash between the index save and the SQLite commit)."""
-        with self._write_lock:
+        with self._rw.write():
             orphans = np.setdiff1d(self.index.keys(), self.store.all_keys())
             if len(orphans):
                 self.index.remove(orphans)

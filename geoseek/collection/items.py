@@ -147,50 +147,46 @@ class Item:
             raise InvalidInputError(f"item {obj.get('id')!r}: {exc}") from None
 
 
+@dataclass
 class Hit:
     """One search result: ``rank`` from 1, ``score`` higher-is-better, the joined ``item``.
 
-    ``Hit(rank, score, item)``; hits returned by a collection search carry their internal ``key``
-    and build ``item`` from the collection's in-memory item columns on first access (``id`` is
-    available without building it). ``to_json()`` → ``{"rank": 1, "score": 0.93, "item":
-    Item.to_json()}`` (the item's ``footprint`` is GeoJSON; thumbnails are not inlined:
-    ``item.has_thumbnail`` says whether one exists).
+    Hits returned by a collection search also carry the internal ``key``; their ``item`` is built
+    from the collection's in-memory item columns on first access (``hit.id`` reads the id without
+    building it). ``to_json()`` → ``{"rank": 1, "score": 0.93, "item": Item.to_json()}`` (the
+    item's ``footprint`` is GeoJSON; thumbnails are not inlined: ``item.has_thumbnail`` says
+    whether one exists). A plain dataclass otherwise (``dataclasses.replace`` works).
     """
 
-    __slots__ = ("rank", "score", "key", "_item", "_source")
+    rank: int
+    score: float
+    item: Item
+    key: int = field(default=-1, compare=False)
+    source: ItemCache | None = field(default=None, compare=False, repr=False)
 
-    def __init__(self, rank: int, score: float, item: Item | None = None, key: int = -1,
-                 source: ItemCache | None = None) -> None:
-        self.rank = rank
-        self.score = score
-        self.key = key
-        self._item = item
-        self._source = source
+    def __getattr__(self, name: str) -> Any:  # only called while ``item`` is not built yet
+        if name == "item":
+            d = self.__dict__
+            source = d.get("source")
+            if source is not None:
+                item = d["item"] = source.item(d["key"])
+                return item
+        raise AttributeError(name)
 
-    @property
-    def item(self) -> Item:
-        if self._item is None:
-            self._item = self._source.item(self.key)  # type: ignore[union-attr]
-        return self._item
-
-    @item.setter
-    def item(self, value: Item) -> None:
-        self._item = value
+    @classmethod
+    def lazy(cls, rank: int, score: float, key: int, source: ItemCache) -> Hit:
+        """A hit whose item is built from ``source`` when first read."""
+        hit = object.__new__(cls)
+        hit.__dict__.update(rank=rank, score=score, key=key, source=source)
+        return hit
 
     @property
     def id(self) -> str:
         """The item's id (without building the item)."""
-        if self._item is not None:
-            return self._item.id
-        return self._source.ids[self.key]  # type: ignore[union-attr,return-value]
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Hit):
-            return NotImplemented
-        return (self.rank, self.score, self.item) == (other.rank, other.score, other.item)
-
-    def __repr__(self) -> str:
-        return f"Hit(rank={self.rank}, score={self.score!r}, item={self.item!r})"
+        d = self.__dict__
+        if "item" in d:
+            return d["item"].id
+        return d["source"].ids[d["key"]]
 
     def to_json(self) -> dict[str, Any]:
         return {"rank": self.rank, "score": float(self.score), "item": self.item.to_json()}

@@ -48,13 +48,25 @@ DEFAULT_LOCATION_PARAMS: dict[str, Any] = {
 }
 
 
+_PRETRAINED: dict[str, dict[str, Tensor]] = {}
+
+
 def build_backbone(name: str, pretrained: bool = True) -> nn.Module:
-    """A frozen image backbone: (N, 3, H, W) in [0, 1] → (N, F) pooled features."""
+    """An image backbone: (N, 3, H, W) in [0, 1] → (N, F) pooled features.
+
+    Pretrained weights are read from disk once per process and copied into each new backbone.
+    """
     if name not in BACKBONES:
         raise InvalidInputError(f"unknown image backbone {name!r}; known: {', '.join(BACKBONES)}")
     from geoseek.encoders.backbones import efficientnet_lite0
 
-    return _Normalized(efficientnet_lite0(pretrained=pretrained, num_classes=0))
+    if not pretrained:
+        return _Normalized(efficientnet_lite0(pretrained=False, num_classes=0))
+    if name not in _PRETRAINED:
+        _PRETRAINED[name] = {k: v.clone() for k, v in efficientnet_lite0(pretrained=True, num_classes=0).state_dict().items()}
+    net = efficientnet_lite0(pretrained=False, num_classes=0)
+    net.load_state_dict(_PRETRAINED[name])
+    return _Normalized(net)
 
 
 class _Normalized(nn.Module):

@@ -135,6 +135,7 @@ async def _run_mode(base: str, mode: str, dim: int, n: int, clients: int, second
     rng = np.random.default_rng(seed)
     make = _request_factory(mode, dim, n, rng)
     latencies: list[float] = []
+    error_samples: list[str] = []
     errors = 0
     issued = 0
     stop_at = 0.0
@@ -153,12 +154,17 @@ async def _run_mode(base: str, mode: str, dim: int, n: int, clients: int, second
                 else:
                     r = await http.post(path, json=payload)
                 ok = r.status_code == 200
-            except httpx.HTTPError:
+                what = f"HTTP {r.status_code}: {r.text[:300]}"
+            except httpx.HTTPError as exc:
                 ok = False
+                what = f"{type(exc).__name__}: {exc}"
             dt = (time.perf_counter() - t0) * 1000
             if count_it:
                 latencies.append(dt)
-                errors += 0 if ok else 1
+                if not ok:
+                    errors += 1
+                    if len(error_samples) < 3:
+                        error_samples.append(f"{method} {path} {str(payload)[:200]} -> {what}")
             elif issued >= warmup:
                 return
 
@@ -171,6 +177,8 @@ async def _run_mode(base: str, mode: str, dim: int, n: int, clients: int, second
         await asyncio.gather(*(client(http, True) for _ in range(clients)))
         elapsed = time.perf_counter() - start
     lat = np.asarray(latencies) if latencies else np.zeros(1)
+    for sample in error_samples:
+        print(f"geoseek bench load: {mode}: error: {sample}", file=sys.stderr, flush=True)
     return ModeResult(mode=mode, requests=len(latencies), errors=errors, seconds=elapsed,
                       p50_ms=float(np.percentile(lat, 50)), p99_ms=float(np.percentile(lat, 99)), mean_ms=float(lat.mean()))
 

@@ -194,7 +194,7 @@ def test_sketch_map_search_over_the_offline_basemap(sketch_scenes: Path, osm_til
         page.click("#sketchmap-search")
         page.wait_for_function("document.querySelector('#results-title').textContent.startsWith('Sketch map:')")
         expected = min(10, len(app.state.collections["helsinki"].collection))  # k = 10
-        assert expected >= 3
+        assert expected >= 1
         assert page.locator("#results li[data-id]").count() == expected
         assert page.evaluate("geoseek.results.getFeatures().length") == expected
         ranks = page.evaluate("geoseek.results.getFeatures().map(f => f.get('rank')).sort((a, b) => a - b)")
@@ -223,3 +223,53 @@ def test_sketch_map_search_over_the_offline_basemap(sketch_scenes: Path, osm_til
         page.wait_for_function("[...document.querySelectorAll('#results img')].some(i => i.complete && i.naturalWidth > 0)")
         page.wait_for_timeout(500)
         _screenshot(page, "service-tiles-similar.png")
+
+
+def test_sketch_and_image_tools_send_uploads(app, client, shared_data: Path, page) -> None:
+    """The free-hand sketch and image-upload tools, with their endpoints stubbed in the browser:
+    the page posts a PNG of the canvas / the chosen file as multipart with k (and the map
+    centre for a located image), and shows the answer. (Their real endpoints need trained
+    models; the API tests of those capabilities cover the server side.)"""
+    canned = client.post("/collections/scenes/search", json={"id": "beach/beach00", "k": 5}).json()
+    posted: dict[str, bytes] = {}
+
+    def collections(route) -> None:
+        body = route.fetch().json()
+        for c in body["collections"]:
+            c["modes"] += ["sketch", "image"]
+            c["endpoints"]["sketch"] = "POST /collections/{name}/search/sketch"
+            c["endpoints"]["image"] = "POST /collections/{name}/search/image"
+        route.fulfill(json=body)
+
+    def upload(route) -> None:
+        posted[route.request.url.rsplit("/", 1)[1]] = route.request.post_data_buffer or b""
+        route.fulfill(json=dict(canned, mode=route.request.url.rsplit("/", 1)[1]))
+
+    page.route("**/collections", collections)
+    page.route("**/search/sketch", upload)
+    page.route("**/search/image", upload)
+    with _Server(app) as url:
+        page.goto(url + "/")
+        page.wait_for_selector("body[data-ready='1']")
+        page.locator("#tool-tabs button", has_text="Sketch").first.click()
+        box = page.locator("#sketch-canvas").bounding_box()
+        page.mouse.move(box["x"] + 40, box["y"] + 40)
+        page.mouse.down()
+        for i in range(1, 12):
+            page.mouse.move(box["x"] + 40 + 15 * i, box["y"] + 40 + 10 * i)
+        page.mouse.up()
+        page.click("#sketch-search")
+        page.wait_for_function("document.querySelector('#results-title').textContent.startsWith('Sketch:')")
+        assert b"\x89PNG" in posted["sketch"] and b'name="k"' in posted["sketch"]
+        assert page.locator("#results li[data-id]").count() == 5
+
+        page.locator("#tool-tabs button", has_text="Image").click()
+        page.set_input_files("#image-file", str(shared_data / "imagery" / "ucmerced" / "beach" / "beach07.jpg"))
+        page.check("#image-located")
+        page.click("#image-search")
+        page.wait_for_function("document.querySelector('#results-title').textContent.startsWith('Image beach07.jpg')")
+        body = posted["image"]
+        # (Chromium leaves the bytes of a picked file out of the intercepted body; its part is there)
+        assert b'name="file"; filename="beach07.jpg"' in body and b"image/jpeg" in body
+        assert b'name="lon"' in body and b'name="lat"' in body and b'name="geo_weight"' in body
+        assert page.locator("#results li[data-id]").count() == 5

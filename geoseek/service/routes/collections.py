@@ -267,26 +267,33 @@ def search(body: SearchIn, entry: CollectionEntry = Depends(get_entry)) -> Searc
 
 def anchor_item(entry: CollectionEntry, lon: float, lat: float, max_distance_m: float) -> tuple[str, float]:
     """The item at ``(lon, lat)``: the smallest footprint containing it, else the nearest centroid
-    within ``max_distance_m``; returns (id, distance in metres from its centroid)."""
+    within ``max_distance_m``; returns (id, great-circle distance in metres from its centroid).
+
+    One pass of float comparisons over the cached footprints, then an equirectangular nearest
+    neighbour (exact enough to rank neighbours), then one haversine for the chosen item.
+    """
     from geoseek.geo import haversine_m
 
     facts = _facts(entry)
     pts, boxes = facts["points"], facts["boxes"]
     if not len(pts):
         raise NotFoundError(f"collection {entry.name!r} has no items with a location")
-    dist = haversine_m(pts, np.array([lon, lat]))
-    inside = (boxes[:, 0] <= lon) & (lon <= boxes[:, 2]) & (boxes[:, 1] <= lat) & (lat <= boxes[:, 3])
-    if inside.any():
-        area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-        cand = np.flatnonzero(inside)
-        i = int(cand[np.lexsort((dist[cand], area[cand]))[0]])
+    inside = np.flatnonzero((boxes[:, 0] <= lon) & (lon <= boxes[:, 2]) & (boxes[:, 1] <= lat) & (lat <= boxes[:, 3]))
+    if len(inside):
+        b = boxes[inside]
+        area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+        d2 = (pts[inside, 0] - lon) ** 2 + (pts[inside, 1] - lat) ** 2
+        i = int(inside[np.lexsort((d2, area))[0]])
     else:
-        i = int(np.argmin(dist))
-        if dist[i] > max_distance_m:
-            raise NotFoundError(
-                f"no item of {entry.name!r} within {max_distance_m:,.0f} m of ({lon}, {lat}); the nearest is {dist[i]:,.0f} m away"
-            )
-    return facts["ids"][i], float(dist[i])
+        dx = (pts[:, 0] - lon) * np.cos(np.radians(lat))
+        dy = pts[:, 1] - lat
+        i = int(np.argmin(dx * dx + dy * dy))
+    dist = float(haversine_m(pts[i], np.array([lon, lat])))
+    if not len(inside) and dist > max_distance_m:
+        raise NotFoundError(
+            f"no item of {entry.name!r} within {max_distance_m:,.0f} m of ({lon}, {lat}); the nearest is {dist:,.0f} m away"
+        )
+    return facts["ids"][i], dist
 
 
 @router.get("/collections/{name}/similar", response_model=SearchResponse,
