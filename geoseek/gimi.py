@@ -265,7 +265,11 @@ class GimiTask:
 
         self.cfg = cfg
         self.model_name = cfg.model_name
-        self.config = {"image_size": data.dataset.info.get("image_size", 128), **cfg.model}
+        from geoseek.encoders.fusion import DEFAULT_LOCATION_PARAMS
+
+        # the full constructor config is saved, so checkpoints do not depend on today's defaults
+        self.config = {"image_size": data.dataset.info.get("image_size", 128), "embed_dim": 128, "hidden_dim": 512,
+                       "location_params": dict(DEFAULT_LOCATION_PARAMS), **cfg.model}
         self.model = create_model(cfg.model_name, **self.config)
         ds = data.dataset
         tr, va = ds.indices("train"), ds.indices("val")

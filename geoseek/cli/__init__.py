@@ -12,6 +12,7 @@ import argparse
 import importlib
 import json
 import pkgutil
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -76,9 +77,23 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
+_NEGATIVE_LIST = re.compile(r"^-\d*\.?\d+(,-?\d*\.?\d+)+$")
+
+
+def _attach_negative_lists(argv: Sequence[str]) -> list[str]:
+    """``--near -54.8,-25.1`` → ``--near=-54.8,-25.1``: argparse would take the value for an option."""
+    out: list[str] = []
+    for token in argv:
+        if out and out[-1].startswith("--") and "=" not in out[-1] and _NEGATIVE_LIST.match(token):
+            out[-1] = f"{out[-1]}={token}"
+        else:
+            out.append(token)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_attach_negative_lists(sys.argv[1:] if argv is None else argv))
     func = getattr(args, "func", None)
     if func is None:
         # a verb without a subcommand, or nothing at all: show the relevant help

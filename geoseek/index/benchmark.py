@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import faiss
+from geoseek.index._faiss import faiss
 import numpy as np
 
 REGION = (14.0, 35.5, 15.0, 36.5)

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import faiss
+from geoseek.index._faiss import faiss
 import numpy as np
 
 from geoseek.errors import InvalidInputError

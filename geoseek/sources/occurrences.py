@@ -18,7 +18,6 @@ import csv
 import io
 import math
 import sqlite3
-import struct
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path

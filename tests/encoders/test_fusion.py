@@ -101,3 +101,10 @@ def test_frozen_backbone_is_left_out_of_checkpoints(tmp_path):
     m2, _ = load_model(path)
     img, ll = torch.rand(2, 3, 40, 40), _lonlat(2)
     assert torch.allclose(m(img, ll), m2(img, ll), atol=1e-5)
+
+
+def test_committed_default_model_loads():
+    model, payload = load_model("default", task="geo-image")
+    assert payload["model"] == "gimi-fusion" and payload["config"]["location_params"]["min_radius"] == 1e-5
+    e = model.embed_features(torch.randn(2, 1280), torch.tensor([[14.4, 35.9], [9.5, 47.1]]))
+    assert e.shape == (2, 128) and torch.allclose(e.norm(dim=1), torch.ones(2), atol=1e-5)
