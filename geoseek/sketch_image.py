@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -230,6 +229,8 @@ class TaskConfig:
     ce_weight: float = 0.0
     real_prob: float = 0.3
     val_queries: int = 300
+    miner: str = "batchhard"
+    """"batchhard" (used for the reported runs) or "semihard" (FaceNet, with hard fallback)."""
 
 
 class SketchImageTask:
@@ -238,7 +239,7 @@ class SketchImageTask:
     model_name = "mlagt"
 
     def __init__(self, model: MLAGT, data: SketchImageData, fold: Fold, config: dict[str, Any], task_cfg: TaskConfig | None = None, model_name: str = "mlagt", seed: int = 0) -> None:
-        from geoseek.losses import BatchHardMiner, CosineDistance, TripletMarginLoss
+        from geoseek.losses import BatchHardMiner, CosineDistance, SemiHardMiner, TripletMarginLoss
 
         self.model, self.data, self.fold, self.config = model, data, fold, config
         self.model_name = model_name
@@ -251,7 +252,7 @@ class SketchImageTask:
         train_half = (data.half >= 0) if fold.index == 0 else (data.half == 0)
         self.train_idx = {c: np.nonzero((labels == c) & train_half)[0] for c in self.classes}
         self.real_idx = {c: [i for i, l in enumerate(data.real_labels) if l == c] for c in self.classes}
-        self.miner = BatchHardMiner()
+        self.miner = SemiHardMiner(self.tc.margin) if self.tc.miner == "semihard" else BatchHardMiner()
         self.triplet = TripletMarginLoss(self.tc.margin, distance=None)
         self.cos = CosineDistance()
 
@@ -540,18 +541,6 @@ def summarize(folds: list[dict[str, Any]]) -> dict[str, Any]:
                 summary[f"{key}_{metric}"] = round(float(np.mean(xs)), 2)
     summary["unseen_map_per_fold"] = [round(f["unseen"]["map"], 2) for f in folds]
     return summary
-
-
-def set_seed(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def timed(fn, *a, **kw):
-    t = time.perf_counter()
-    r = fn(*a, **kw)
-    return r, time.perf_counter() - t
 
 
 # ------------------------------------------------------------------------------ build / search

@@ -429,15 +429,15 @@ def plot_embedding_map(emb: np.ndarray, labels: Sequence[str], out: str | Path, 
     import matplotlib.pyplot as plt
     from sklearn.manifold import TSNE
 
-    from geoseek.sources.layers import LAYER_INDEX, LAYERS
+    from geoseek.sources.layers import LAND_USE_LAYERS
 
+    palette = plt.get_cmap("tab10")
     xy = TSNE(n_components=2, perplexity=min(30.0, max(5.0, len(emb) / 10)), init="pca", random_state=seed).fit_transform(emb)
     fig, ax = plt.subplots(figsize=(7, 6), dpi=110)
     for name in sorted(set(labels)):
         m = np.array([l == name for l in labels])
-        rgb = np.array(LAYERS[LAYER_INDEX[name]].rgb) / 255.0
-        # the map-style colours are pale: darken them for points on white
-        ax.scatter(xy[m, 0], xy[m, 1], s=9, color=rgb * 0.75, label=f"{name} ({int(m.sum())})", edgecolors="none")
+        color = palette(LAND_USE_LAYERS.index(name) if name in LAND_USE_LAYERS else 9)
+        ax.scatter(xy[m, 0], xy[m, 1], s=9, color=color, label=f"{name} ({int(m.sum())})", edgecolors="none")
     ax.legend(markerscale=2, fontsize=8, loc="best")
     ax.set_xticks([])
     ax.set_yticks([])

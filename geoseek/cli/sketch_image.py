@@ -187,7 +187,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
             results_figure(model, data, fold, args.figure, per_class=2, rerank=args.rerank)
             if any(c in data.real_labels for c in fold.unseen):
-                results_figure(model, data, fold, args.figure.with_name(args.figure.stem + "-real.png"), per_class=2,
+                results_figure(model, data, fold, args.figure.with_name(args.figure.stem + "-real" + args.figure.suffix), per_class=2,
                                rerank=args.rerank, real=True)
         print(f"fold {i}: unseen mAP {r['unseen']['map']:.2f}  seen mAP {r['seen']['map']:.2f}", flush=True)
     summary = summarize(reports)

@@ -52,7 +52,16 @@ def run_train(args: argparse.Namespace) -> int:
         refresh_every=max(50, steps // 10),
     )
     config = json.loads(args.model_config) if args.model_config else {}
-    task = SketchMapTask(data, args.model, config, schedule=schedule, batch_scenes=args.batch_scenes, seed=args.seed, feedback=feedback)
+    model_name = args.model
+    init = None
+    if args.init:
+        from geoseek.checkpoint import load_model
+
+        init, init_payload = load_model(args.init, task="sketchmap") if args.init == "default" else load_model(args.init)
+        model_name, config = init_payload["model"], init_payload["config"]
+    task = SketchMapTask(data, model_name, config, schedule=schedule, batch_scenes=args.batch_scenes, seed=args.seed, feedback=feedback)
+    if init is not None:
+        task.model.load_state_dict(init.state_dict())
     cfg = FitConfig(steps=steps, lr=args.lr, validate_every=args.validate_every, monitor="val_mrr", seed=args.seed, threads=args.threads)
     info = {**data.settings, "n_scenes": len(data.scenes), "n_train": len(data.train_idx), "n_val": len(data.val_idx),
             "n_test": len(data.test_idx), "feedback": str(args.with_feedback) if args.with_feedback else None,
@@ -155,6 +164,7 @@ def register(verbs: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--size", type=int, default=64, help="scene raster pixels")
     p.add_argument("--copies", type=int, default=6, help="simulated training sketches per scene")
     p.add_argument("--cache", type=Path, help="directory to cache scenes and simulated sketches (.npz)")
+    p.add_argument("--init", metavar="CHECKPOINT", help="start from this checkpoint (path or 'default'; its model and config win)")
     p.add_argument("--with-feedback", metavar="COLLECTION", help="also train on the (sketch, chosen scene) feedback stored in COLLECTION")
     p.add_argument("--validate-every", type=int, default=250)
     p.add_argument("--seed", type=int, default=0)

@@ -9,7 +9,10 @@ negative) index triplets from a batch; a *loss* scores triplets. They compose::
 """
 
 from geoseek.losses.distances import CosineDistance, EuclideanDistance
+from geoseek.losses.dpt import DistancePenalizedTripletLoss, GeoPenalty
 from geoseek.losses.miners import AllTripletsMiner, BatchHardMiner, SemiHardMiner, Triplets
+from geoseek.losses.presence_absence import PresenceAbsenceLoss
+from geoseek.losses.softmax import SoftmaxLoss
 from geoseek.losses.triplet import TripletMarginLoss, triplet_margin
 
 __all__ = [
@@ -20,5 +23,9 @@ __all__ = [
     "SemiHardMiner",
     "Triplets",
     "TripletMarginLoss",
+    "DistancePenalizedTripletLoss",
+    "GeoPenalty",
+    "SoftmaxLoss",
+    "PresenceAbsenceLoss",
     "triplet_margin",
 ]

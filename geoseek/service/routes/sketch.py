@@ -38,6 +38,9 @@ def post_search_sketch(
 
     settings = get_settings(request)
     started = time.perf_counter()
+    if entry.collection.manifest.get("modality") not in MODALITIES:  # before loading the collection's model
+        raise InvalidInputError(f"collection {entry.name!r} holds {entry.collection.manifest.get('modality')!r}; "
+                                "sketch search needs an aerial-image collection (geoseek build images)")
     if (file is None) == (strokes is None):
         raise InvalidInputError("send exactly one of: a 'file' upload (PNG/JPG or strokes JSON) or a 'strokes' field")
     filename = None
