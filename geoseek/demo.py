@@ -229,7 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     import uvicorn
 
-    from geoseek.cli.serve import TOKEN_ENV, read_token
+    from geoseek.cli.serve import TOKEN_ENV
+    from geoseek.service.deps import read_token
     from geoseek.service.app import create_app
 
     token = read_token(TOKEN_ENV, None)

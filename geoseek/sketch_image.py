@@ -148,6 +148,10 @@ class SketchImageData:
     real: np.ndarray
     real_labels: list[str]
     info: dict[str, Any] = field(default_factory=dict)
+    sketch_features: np.ndarray | None = None
+    """(N, 1280, 7, 7) float16 backbone features of ``sketches[:, 0]`` (see :func:`ensure_sketch_features`)."""
+    real_features: np.ndarray | None = None
+    """(R, 1280, 7, 7) float16 backbone features of ``real``."""
 
     @property
     def labels(self) -> np.ndarray:
@@ -216,7 +220,40 @@ def prepare_samples(
     sk = cached_sketches(paths, variants, cache, progress=progress)
     inks, labels = real if real else ([], [])
     real_arr = np.stack(inks) if inks else np.zeros((0, DEFAULT_SIZE, DEFAULT_SIZE), np.uint8)
-    return SketchImageData(samples, feats, sk, role, half, real_arr, list(labels), {"seed": seed, "images": len(samples)})
+    info = {"seed": seed, "images": len(samples), "cache_dir": str(cache) if cache else None}
+    return SketchImageData(samples, feats, sk, role, half, real_arr, list(labels), info)
+
+
+def cached_sketch_features(inks: np.ndarray, cache_dir: Path | None, progress: bool = True, batch: int = 64) -> np.ndarray:
+    """(N, 1280, 7, 7) float16 :func:`sketch_backbone_features` of uint8 ink maps, memoized by content."""
+    from geoseek.encoders.sketch_image import sketch_backbone_features
+
+    inks = np.asarray(inks)
+    f = None
+    if cache_dir is not None:
+        f = Path(cache_dir) / f"sketch-features-{hashlib.sha1(inks.tobytes()).hexdigest()[:16]}.npy"
+        if f.is_file():
+            return np.load(f, mmap_mode="r")
+    out = np.zeros((len(inks), 1280, IMAGE_SIZE // 32, IMAGE_SIZE // 32), np.float16)
+    for i in tqdm(range(0, len(inks), batch), disable=not progress, desc="sketch features"):
+        x = torch.from_numpy(np.asarray(inks[i : i + batch], np.float32) / 255.0)[:, None]
+        out[i : i + batch] = sketch_backbone_features(x).half().numpy()
+    if f is not None:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        tmp = f.with_suffix(".tmp.npy")
+        np.save(tmp, out)
+        tmp.replace(f)
+    return out
+
+
+def ensure_sketch_features(data: SketchImageData, progress: bool = True) -> SketchImageData:
+    """Fill ``data.sketch_features`` / ``real_features`` (cached in ``data.info["cache_dir"]``)."""
+    cache = Path(data.info["cache_dir"]) if data.info.get("cache_dir") else None
+    if data.sketch_features is None:
+        data.sketch_features = cached_sketch_features(np.asarray(data.sketches[:, 0]), cache, progress)
+    if data.real_features is None:
+        data.real_features = cached_sketch_features(data.real, cache, progress)
+    return data
 
 
 # -------------------------------------------------------------------------------- train task
@@ -230,7 +267,23 @@ class TaskConfig:
     real_prob: float = 0.3
     val_queries: int = 300
     miner: str = "batchhard"
-    """"batchhard" (used for the reported runs) or "semihard" (FaceNet, with hard fallback)."""
+    """Triplet loss only: "batchhard" or "semihard" (FaceNet, with hard fallback)."""
+    loss: str = "triplet"
+    """"triplet": mined triplets on [RT] and on cross scores (the paper; collapses from scratch here);
+    "infonce": class-aware multi-positive InfoNCE on [RT] and on the in-batch cross-score matrix."""
+    temperature: float = 0.07
+    instance_weight: float = 0.0
+    """InfoNCE only: weight of an instance-level term pairing each synthesized sketch with its own source image."""
+    instance_pairs: bool = False
+    """Draw each synthesized sketch from the very image it is paired with (else from another image of the class)."""
+    feature_aug: bool = True
+    """Rotate / flip the 7×7 backbone feature grids with the same dihedral transform as the ink."""
+
+
+def _dihedral(x: np.ndarray, k: int, flip: bool) -> np.ndarray:
+    """Rotate the last two axes by k·90° and optionally mirror the last one."""
+    x = np.rot90(x, k, axes=(-2, -1))
+    return x[..., ::-1] if flip else x
 
 
 class SketchImageTask:
@@ -239,11 +292,13 @@ class SketchImageTask:
     model_name = "mlagt"
 
     def __init__(self, model: MLAGT, data: SketchImageData, fold: Fold, config: dict[str, Any], task_cfg: TaskConfig | None = None, model_name: str = "mlagt", seed: int = 0) -> None:
-        from geoseek.losses import BatchHardMiner, CosineDistance, SemiHardMiner, TripletMarginLoss
+        from geoseek.losses import BatchHardMiner, CosineDistance, MultiPositiveInfoNCE, SemiHardMiner, TripletMarginLoss
 
         self.model, self.data, self.fold, self.config = model, data, fold, config
         self.model_name = model_name
         self.tc = task_cfg or TaskConfig()
+        if self.tc.loss not in ("triplet", "infonce"):
+            raise ValueError(f"loss must be 'triplet' or 'infonce', got {self.tc.loss!r}")
         self.rng = np.random.default_rng(seed)
         self.classes = list(fold.seen)
         self.class_id = {c: i for i, c in enumerate(self.classes)}
@@ -254,47 +309,91 @@ class SketchImageTask:
         self.real_idx = {c: [i for i, l in enumerate(data.real_labels) if l == c] for c in self.classes}
         self.miner = SemiHardMiner(self.tc.margin) if self.tc.miner == "semihard" else BatchHardMiner()
         self.triplet = TripletMarginLoss(self.tc.margin, distance=None)
+        self.nce = MultiPositiveInfoNCE(self.tc.temperature)
         self.cos = CosineDistance()
+        self.use_sketch_features = bool(getattr(model, "needs_sketch_features", False))
+        if self.use_sketch_features:
+            ensure_sketch_features(data)
 
-    def _batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(sketches, sketch features or None, image features, class ids, instance ids (−1: real sketch))."""
         tc, d = self.tc, self.data
         classes = self.rng.choice(self.classes, size=min(tc.classes_per_batch, len(self.classes)), replace=False)
-        sk, feats, labels = [], [], []
+        sk, skf, feats, labels, inst = [], [], [], [], []
         for c in classes:
             pool = self.train_idx[c]
             img = self.rng.choice(pool, size=tc.per_class, replace=len(pool) < tc.per_class)
-            src = self.rng.choice(pool, size=tc.per_class, replace=len(pool) < tc.per_class)
+            src = img if tc.instance_pairs else self.rng.choice(pool, size=tc.per_class, replace=len(pool) < tc.per_class)
             for j in range(tc.per_class):
+                k, flip = int(self.rng.integers(0, 4)), bool(self.rng.random() < 0.5)
                 if self.real_idx[c] and self.rng.random() < tc.real_prob:
-                    ink = d.real[self.rng.choice(self.real_idx[c])]
+                    r = int(self.rng.choice(self.real_idx[c]))
+                    ink, f, iid = d.real[r], (d.real_features[r] if self.use_sketch_features else None), -1
                 else:
-                    ink = d.sketches[src[j], self.rng.integers(0, d.sketches.shape[1])]
-                sk.append(augment_ink(np.asarray(ink, np.float32) / 255.0, self.rng))
-                feats.append(np.asarray(d.features[img[j]], np.float32))
+                    v = int(self.rng.integers(0, d.sketches.shape[1]))
+                    ink = d.sketches[src[j], v]
+                    f = d.sketch_features[src[j]] if self.use_sketch_features else None
+                    iid = int(src[j])
+                ink = _dihedral(np.asarray(ink, np.float32) / 255.0, k, flip)
+                shift = self.rng.integers(-4, 5, size=2)
+                sk.append(np.roll(ink, (int(shift[0]), int(shift[1])), axis=(0, 1)))
+                if f is not None:
+                    skf.append(_dihedral(np.asarray(f, np.float32), k, flip) if tc.feature_aug else np.asarray(f, np.float32))
+                g = np.asarray(d.features[img[j]], np.float32)
+                if tc.feature_aug:
+                    g = _dihedral(g, int(self.rng.integers(0, 4)), bool(self.rng.random() < 0.5))
+                feats.append(np.ascontiguousarray(g))
                 labels.append(self.class_id[c])
+                inst.append(iid if int(img[j]) == iid else -1)
         return (
-            torch.from_numpy(np.stack(sk)[:, None]),
+            torch.from_numpy(np.ascontiguousarray(np.stack(sk)[:, None])),
+            torch.from_numpy(np.ascontiguousarray(np.stack(skf))) if skf else None,
             torch.from_numpy(np.stack(feats)),
             torch.tensor(labels),
+            torch.tensor(inst),
         )
 
     def loss(self, step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        sk, feats, y = self._batch()
+        sk, skf, feats, y, inst = self._batch()
         m = self.model
-        s_tok = m.sketch_tokens(sk)
+        s_tok = m.sketch_tokens(sk, skf) if skf is not None else m.sketch_tokens(sk)
         i_tok = m.image_tokens_from(feats)
         es, ei = m.embed(s_tok), m.embed(i_tok)
-        t1 = self.miner(es, y, ei, y)
-        t2 = self.miner(ei, y, es, y)
-        l_rt = self.triplet(es, y, t1, ref_emb=ei) + self.triplet(ei, y, t2, ref_emb=es)
-        scalars = {"rt": float(l_rt.detach())}
-        loss = l_rt
-        if self.tc.cross_weight > 0 and len(t1.anchor):
-            sp = m.cross_score(s_tok[t1.anchor], i_tok[t1.positive])
-            sn = m.cross_score(s_tok[t1.anchor], i_tok[t1.negative])
-            l_x = F.relu(self.tc.margin - sp + sn).mean()
-            loss = loss + self.tc.cross_weight * l_x
-            scalars["cross"] = float(l_x.detach())
+        with torch.no_grad():  # collapse watch: mean off-diagonal cosine among sketch / image [RT] vectors
+            n = len(es)
+            off = ~torch.eye(n, dtype=torch.bool)
+            scalars = {"s_cos": float((es @ es.T)[off].mean()), "i_cos": float((ei @ ei.T)[off].mean())}
+        if self.tc.loss == "infonce":
+            l_rt = self.nce(es, y, ei, y)
+            loss = l_rt
+            scalars["rt"] = float(l_rt.detach())
+            if self.tc.instance_weight > 0 and bool((inst >= 0).any()):
+                l_in = self.nce(es, inst, ei, inst)
+                loss = loss + self.tc.instance_weight * l_in
+                scalars["inst"] = float(l_in.detach())
+            if self.tc.cross_weight > 0:
+                b = len(es)
+                ai = torch.arange(b).repeat_interleave(b)
+                bi = torch.arange(b).repeat(b)
+                cs = m.cross_score(s_tok[ai], i_tok[bi]).view(b, b) / self.tc.temperature
+                from geoseek.losses import multi_positive_nce
+
+                pos = y[:, None] == y[None, :]
+                l_x = 0.5 * (multi_positive_nce(cs, pos) + multi_positive_nce(cs.T, pos.T))
+                loss = loss + self.tc.cross_weight * l_x
+                scalars["cross"] = float(l_x.detach())
+        else:
+            t1 = self.miner(es, y, ei, y)
+            t2 = self.miner(ei, y, es, y)
+            l_rt = self.triplet(es, y, t1, ref_emb=ei) + self.triplet(ei, y, t2, ref_emb=es)
+            scalars["rt"] = float(l_rt.detach())
+            loss = l_rt
+            if self.tc.cross_weight > 0 and len(t1.anchor):
+                sp = m.cross_score(s_tok[t1.anchor], i_tok[t1.positive])
+                sn = m.cross_score(s_tok[t1.anchor], i_tok[t1.negative])
+                l_x = F.relu(self.tc.margin - sp + sn).mean()
+                loss = loss + self.tc.cross_weight * l_x
+                scalars["cross"] = float(l_x.detach())
         if self.tc.ce_weight > 0 and m.classifier is not None:
             l_ce = F.cross_entropy(m.classify(s_tok), y) + F.cross_entropy(m.classify(i_tok), y)
             loss = loss + self.tc.ce_weight * l_ce
@@ -314,15 +413,23 @@ class SketchImageTask:
 
 # -------------------------------------------------------------------------------- inference
 @torch.no_grad()
-def encode_sketches(model: MLAGT, inks: np.ndarray, batch: int = 128) -> tuple[np.ndarray, torch.Tensor]:
-    """Ink maps (N, S, S) uint8 or float → ([RT] vectors (N, D) float32, tokens (N, L, D))."""
+def encode_sketches(model: MLAGT, inks: np.ndarray, batch: int = 128, features: np.ndarray | None = None) -> tuple[np.ndarray, torch.Tensor]:
+    """Ink maps (N, S, S) uint8 or float → ([RT] vectors (N, D) float32, tokens (N, L, D)).
+
+    ``features``: precomputed sketch backbone features (N, 1280, 7, 7) for models that use
+    them (computed from the inks when None).
+    """
     model.eval()
     toks = []
+    use_f = features is not None and getattr(model, "needs_sketch_features", False)
     for i in range(0, len(inks), batch):
         x = torch.from_numpy(np.asarray(inks[i : i + batch], np.float32))
         if x.max() > 1.5:
             x = x / 255.0
-        toks.append(model.sketch_tokens(x[:, None]))
+        if use_f:
+            toks.append(model.sketch_tokens(x[:, None], torch.from_numpy(np.asarray(features[i : i + batch], np.float32))))
+        else:
+            toks.append(model.sketch_tokens(x[:, None]))
     t = torch.cat(toks)
     return model.embed(t).numpy(), t
 
@@ -378,18 +485,23 @@ def evaluate_split(
     Draw! sketches of ``real_classes``. ``rerank`` > 0 re-ranks each query's top ``rerank``.
     """
     rerank = rerank if rerank_top is None else rerank_top
+    feats = None
     if real:
         sel = [i for i, l in enumerate(data.real_labels) if l in set(real_classes or [])]
         if not sel:
             return {}
         inks = data.real[sel]
         q_labels = [data.real_labels[i] for i in sel]
+        if data.real_features is not None:
+            feats = data.real_features[sel]
     else:
         inks = np.asarray(data.sketches[q_idx, 0])
         q_labels = list(data.labels[q_idx])
+        if data.sketch_features is not None:
+            feats = data.sketch_features[q_idx]
     if len(inks) == 0 or len(g_idx) == 0:
         return {}
-    es, st = encode_sketches(model, inks)
+    es, st = encode_sketches(model, inks, features=feats)
     ei, it = encode_images(model, data.features[g_idx])
     scores = es @ ei.T
     if rerank > 0:
@@ -450,7 +562,12 @@ def baseline_scores(kind: str, data: SketchImageData, q_idx: np.ndarray, g_idx: 
     """Sketch × gallery scores of a training-free baseline: "imagenet" or "hog"."""
     inks = data.real[real_sel] if real_sel is not None else np.asarray(data.sketches[q_idx, 0])
     if kind == "imagenet":
-        q = imagenet_sketch_features(inks)
+        cached = data.real_features if real_sel is not None else data.sketch_features
+        if cached is not None:  # the same rendering and backbone, already computed: pool it
+            sel = real_sel if real_sel is not None else q_idx
+            q = F.normalize(torch.from_numpy(np.asarray(cached[sel], np.float32)).mean((2, 3)), dim=1).numpy()
+        else:
+            q = imagenet_sketch_features(inks)
         g = F.normalize(torch.from_numpy(np.asarray(data.features[g_idx], np.float32)).mean((2, 3)), dim=1).numpy()
     elif kind == "hog":
         q = hog_features(np.asarray(inks, np.float32) / 255.0)
@@ -504,6 +621,8 @@ def train_fold(
 def evaluate_fold(model: MLAGT, data: SketchImageData, fold: Fold, rerank: int = 100, ablations: bool = True, baselines: bool = True) -> dict[str, Any]:
     """The paper's protocol on one fold: seen / unseen metrics, ablations and baselines."""
     out: dict[str, Any] = {"fold": fold.index, "unseen_classes": fold.unseen}
+    if getattr(model, "needs_sketch_features", False):
+        ensure_sketch_features(data)
     sq, sg = data.select(fold.seen, "query", 1), data.select(fold.seen, "gallery", 1)
     uq, ug = data.select(fold.unseen, "query"), data.select(fold.unseen, "gallery")
     out["seen"] = evaluate_split(model, data, sq, sg, rerank=rerank) if len(sq) and len(sg) else {}

@@ -84,9 +84,17 @@ class TileTrainConfig:
     hard_negatives: bool = True
     hard_after: int = 200
     """Start mining hard negatives after this many steps (random valid negatives before)."""
+    mining: str = "semihard"
+    """After ``hard_after``: "semihard" (one negative per anchor: the nearest beyond the positive,
+    else the hardest) or "all" (every valid in-batch negative of every anchor; the loss averages
+    the triplets that still violate the margin)."""
     batch_negatives: bool = True
     """Negatives from the other pairs of the batch (>= d_neg away) instead of rendered ones."""
     val_triplets: int = 200
+    val_retrieval: int = 0
+    """If > 0: also validate with our evaluation protocol (land use hidden, P@10 of land-use kNN,
+    1 km exclusion) on up to this many labelled z17 tiles of the *training* blocks (``val_p10``,
+    and ``val_raw_p10`` for raw-raster kNN on the same tiles); the held-out blocks stay unseen."""
     sampler: dict[str, Any] = field(default_factory=dict)
     """TripletConfig overrides: d_pos, d_neg, window_m, size, min_content; split_block_m, split_holdout."""
 
@@ -131,6 +139,12 @@ class TileTripletTask:
         rng = np.random.default_rng(10_000 + seed)
         self.val_tiles, self.val_centers = self.sampler.sample(cfg.val_triplets, rng)
         self._torch = torch
+        self.val_set: tuple[np.ndarray, list[str], np.ndarray] | None = None
+        self.val_raw: dict[str, float] = {}
+        if cfg.val_retrieval > 0:
+            self.val_set = training_block_tiles(features, self.sampler.cfg.split, cfg.val_retrieval, seed)
+            tiles, labels, centers = self.val_set
+            self.val_raw = knn_report(_raw_vectors(tiles), labels, centers, 1000.0, metric="l2", ks=(10,))
 
     def loss(self, step: int):
         """One step: B (anchor, positive) pairs; each anchor's negative is another tile of the
@@ -168,6 +182,17 @@ class TileTripletTask:
             else:
                 choice = torch.multinomial(ok.float() + (~has)[:, None].float(), 1, generator=None).squeeze(1)
         keep = has.nonzero(as_tuple=True)[0]
+        if self.cfg.hard_negatives and step >= self.cfg.hard_after and self.cfg.mining == "all":
+            ai, ni = ok.nonzero(as_tuple=True)
+            trip = Triplets(ai, ai + b, ni)
+            loss = self.loss_fn(emb, None, trip)
+            with torch.no_grad():  # the accuracy below is that of the semi-hard choice
+                trip = Triplets(anchor[keep], pos[keep], choice[keep])
+                d_ap = (emb[trip.anchor] - emb[trip.positive]).norm(dim=1)
+                d_an = (emb[trip.anchor] - emb[trip.negative]).norm(dim=1)
+                stats["acc"] = float((d_ap < d_an).float().mean()) if len(keep) else 0.0
+                stats["triplets"] = float(len(ai))
+            return loss, stats
         trip = Triplets(anchor[keep], pos[keep], choice[keep])
         loss = self.loss_fn(emb, None, trip)
         with torch.no_grad():
@@ -182,7 +207,44 @@ class TileTripletTask:
         a, p, ng = emb[:n], emb[n : 2 * n], emb[2 * n :]
         d_ap = np.linalg.norm(a - p, axis=1)
         d_an = np.linalg.norm(a - ng, axis=1)
-        return {"val": float((d_ap < d_an).mean()), "val_gap": float((d_an - d_ap).mean())}
+        out = {"val": float((d_ap < d_an).mean()), "val_gap": float((d_an - d_ap).mean())}
+        if self.val_set is not None:
+            tiles, labels, centers = self.val_set
+            r = knn_report(embed_tiles(self.model, tiles), labels, centers, 1000.0, ks=(10,))
+            out["val_p10"] = r["p_at_10"]
+            out["val_raw_p10"] = self.val_raw["p_at_10"]
+        return out
+
+
+def training_block_tiles(
+    features: OsmFeatures, split: Any, n: int, seed: int = 0, zoom: int = DEFAULT_ZOOM, min_content: float = 0.01,
+) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Up to ``n`` labelled z``zoom`` tiles lying wholly in training blocks, land use hidden.
+
+    Returns (tiles (n, C, H, W) uint8, labels, centers (n, 2) lon/lat): the validation set of
+    ``TileTrainConfig.val_retrieval``, drawn like the evaluation's test tiles but from the
+    training side of the spatial split (the whole region when ``split`` is None).
+    """
+    from geoseek.sources.osm import mercator_to_lonlat
+    from geoseek.sources.render import dominant_land_use_batch, nonempty_tiles, render_xyz, xyz_bounds_m
+    from geoseek.sources.tile_sampler import hide_land_use
+
+    xy = np.asarray(nonempty_tiles(features, zoom), np.int64).reshape(-1, 2)
+    bounds = np.array([xyz_bounds_m(zoom, int(x), int(y)) for x, y in xy]).reshape(-1, 4)
+    if split is not None:
+        keep = split.split_of_bounds(bounds) == "train"
+        xy, bounds = xy[keep], bounds[keep]
+    order = np.random.default_rng(20_000 + seed).permutation(len(xy))[: 3 * n]
+    xy, bounds = xy[order], bounds[order]
+    tiles = np.stack([render_xyz(features, zoom, int(x), int(y), TILE_PX) for x, y in xy]) if len(xy) else \
+        np.zeros((0, len(features.layers), TILE_PX, TILE_PX), np.uint8)
+    labels = dominant_land_use_batch(tiles, 0.2)
+    hidden = hide_land_use(tiles)
+    seen = hidden.any(1).reshape(len(hidden), -1).mean(1) >= min_content
+    keep = np.array([l is not None for l in labels], bool) & seen
+    idx = np.flatnonzero(keep)[:n]
+    centers = mercator_to_lonlat(np.stack([(bounds[:, 0] + bounds[:, 2]) / 2, (bounds[:, 1] + bounds[:, 3]) / 2], 1))
+    return hidden[idx], [labels[i] for i in idx], centers[idx]
 
 
 def train_tiles(
@@ -199,6 +261,10 @@ def train_tiles(
 
     cfg = cfg or TileTrainConfig()
     fit_cfg = fit_cfg or FitConfig(steps=1500, lr=2e-3, validate_every=100, threads=1)
+    if cfg.val_retrieval > 0:
+        from dataclasses import replace
+
+        fit_cfg = replace(fit_cfg, monitor="val_p10")
     features = load_features(region)
     task = TileTripletTask(features, cfg, seed=fit_cfg.seed)
     data = {"region": str(region), "source": Path(region).name, "split": task.sampler.cfg.to_dict()["split"],
@@ -668,9 +734,11 @@ def _normalize(v: np.ndarray) -> np.ndarray:
 def _search(col: Collection, v: np.ndarray, k: int, exclude: set[str], filter: Any = None) -> list[Hit]:
     from dataclasses import replace
 
+    # ``Collection.search`` gives one ``Hits`` sequence per query; ``Hit.id`` reads the id without
+    # building the item, and ``replace`` re-ranks a copy (the Hit is a plain dataclass)
     hits = col.search(_normalize(v)[None], k=k + len(exclude), filter=filter)[0]
-    hits = [h for h in hits if h.item.id not in exclude][:k]
-    return [replace(h, rank=i + 1) for i, h in enumerate(hits)]
+    kept = [h for h in hits if h.id not in exclude][:k]
+    return [replace(h, rank=i + 1) for i, h in enumerate(kept)]
 
 
 def similar(col: Collection, lon: float, lat: float, k: int = 10, filter: Any = None, include_self: bool = False) -> list[Hit]:

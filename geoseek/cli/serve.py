@@ -7,6 +7,7 @@ file, never from the command line, so it stays out of shell history, ``ps`` and 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -32,33 +33,6 @@ def parse_collection_args(values: list[str]) -> dict[str, Path]:
     return out
 
 
-def read_token(token_env: str | None, token_file: str | None) -> str | None:
-    """The token from ``token_file`` (first line, stripped) or else ``$token_env``; None when neither is set."""
-    if token_file:
-        path = Path(token_file)
-        if not path.is_file():
-            raise InvalidInputError(f"token file {path} does not exist")
-        lines = path.read_text(encoding="utf-8").strip().splitlines()
-        token = lines[0].strip() if lines else ""
-        if not token:
-            raise InvalidInputError(f"token file {path} is empty")
-        return token
-    if token_env:
-        token = os.environ.get(token_env, "").strip()
-        return token or None
-    return None
-
-
-def set_threads(n: int) -> None:
-    """Threads each request's FAISS search and torch inference may use (OpenMP/intra-op)."""
-    os.environ["OMP_NUM_THREADS"] = str(n)
-    import faiss
-
-    faiss.omp_set_num_threads(n)
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(n)
-
-
 def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("collections", nargs="+", metavar="COLLECTION", help="collection folder, or NAME=FOLDER")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1, loopback only)")
@@ -72,6 +46,8 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-pixels", type=int, default=16_000_000, help="largest decoded image, width*height (default 16e6)")
     p.add_argument("--threads", type=int, default=1,
                    help="threads per request for FAISS and torch (default 1: concurrency comes from parallel requests)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="server processes (default 1); more use more cores, each holds its own copy of the collections")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
 
 
@@ -79,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from geoseek.service.app import create_app
+    from geoseek.service.deps import read_token, set_threads
 
     if not 0 < args.port < 65536:
         raise InvalidInputError(f"--port must be in 1..65535, got {args.port}")
@@ -86,19 +63,34 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInputError("--max-upload-mb and --max-pixels must be > 0")
     if args.threads < 1:
         raise InvalidInputError(f"--threads must be >= 1, got {args.threads}")
+    if not 1 <= args.workers <= 64:
+        raise InvalidInputError(f"--workers must be in 1..64, got {args.workers}")
     set_threads(args.threads)
     token = read_token(args.token_env, args.token_file)
-    app = create_app(
-        parse_collection_args(args.collections), token=token, cors_origins=args.cors,
-        max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=args.max_pixels,
-    )
+    collections = parse_collection_args(args.collections)
+    max_upload_bytes = int(args.max_upload_mb * 1024 * 1024)
+    # built here even with several workers: bad collections or settings fail now, with a clear message
+    app = create_app(collections, token=token, cors_origins=args.cors, max_upload_bytes=max_upload_bytes,
+                     max_pixels=args.max_pixels)
     host = args.host
     shown = f"[{host}]" if ":" in host else host
     print(f"geoseek: serving {', '.join(app.state.collections)} at http://{shown}:{args.port}/ "
-          f"(API docs at /docs; auth {'on' if token else 'off'})", flush=True)
+          f"(API docs at /docs; auth {'on' if token else 'off'}; {args.workers} worker(s))", flush=True)
     if not token and host not in ("127.0.0.1", "localhost", "::1"):
         print(f"geoseek: warning: listening on {host} without a token; set ${args.token_env} or --token-file", file=sys.stderr)
-    uvicorn.run(app, host=host, port=args.port, log_level=args.log_level)
+    if args.workers == 1:
+        uvicorn.run(app, host=host, port=args.port, log_level=args.log_level)
+        return 0
+    from geoseek.service.app import SERVE_CONFIG_ENV
+
+    del app
+    os.environ[SERVE_CONFIG_ENV] = json.dumps({
+        "collections": {k: str(v.resolve()) for k, v in collections.items()}, "token_env": args.token_env,
+        "token_file": str(Path(args.token_file).resolve()) if args.token_file else None, "cors": list(args.cors),
+        "max_upload_bytes": max_upload_bytes, "max_pixels": args.max_pixels, "threads": args.threads,
+    })
+    uvicorn.run("geoseek.service.app:app_from_env", factory=True, workers=args.workers, host=host, port=args.port,
+                log_level=args.log_level)
     return 0
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 from geoseek.cli._util import add_json_flag, default_data_dir, subparsers
 
 REPO = Path(__file__).resolve().parents[2]
+DEFAULT_MODEL = "mlagt-fused"
+DEFAULT_LR = 5e-4
 
 
 def _cache_default() -> Path:
@@ -52,18 +54,49 @@ def _model_config(args: argparse.Namespace) -> dict:
     return cfg
 
 
+def _task_args(p: argparse.ArgumentParser) -> None:
+    """Training-recipe options (defaults: :class:`geoseek.sketch_image.TaskConfig`)."""
+    from geoseek.sketch_image import TaskConfig
+
+    d = TaskConfig()
+    g = p.add_argument_group("training recipe")
+    g.add_argument("--loss", choices=("infonce", "triplet"), default=d.loss,
+                   help=f"infonce: class-aware multi-positive InfoNCE; triplet: the paper's mined triplets (default {d.loss})")
+    g.add_argument("--miner", choices=("batchhard", "semihard"), default=d.miner, help="triplet loss only")
+    g.add_argument("--temperature", type=float, default=d.temperature)
+    g.add_argument("--instance-weight", type=float, default=d.instance_weight,
+                   help="weight of the instance term (sketch ↔ its own source image); needs instance pairs")
+    g.add_argument("--instance-pairs", action=argparse.BooleanOptionalAction, default=d.instance_pairs,
+                   help="pair each synthesized sketch with its own source image in a batch")
+    g.add_argument("--cross-weight", type=float, default=d.cross_weight)
+    g.add_argument("--classes-per-batch", type=int, default=d.classes_per_batch)
+    g.add_argument("--per-class-batch", type=int, default=d.per_class, help="sketch/image pairs per class in a batch")
+    g.add_argument("--real-prob", type=float, default=d.real_prob, help="share of Quick, Draw! sketches where a class has them")
+    g.add_argument("--validate-every", type=int, default=250)
+
+
+def _task_cfg(args: argparse.Namespace):
+    from geoseek.sketch_image import TaskConfig
+
+    return TaskConfig(classes_per_batch=args.classes_per_batch, per_class=args.per_class_batch, cross_weight=args.cross_weight,
+                      real_prob=args.real_prob, miner=args.miner, loss=args.loss, temperature=args.temperature,
+                      instance_weight=args.instance_weight, instance_pairs=args.instance_pairs)
+
+
 def register(verbs: dict[str, argparse.ArgumentParser]) -> None:
     p = subparsers(verbs["train"]).add_parser("sketch-image", help="train the MLAGT sketch → aerial image model")
     _common_data(p)
     p.add_argument("--fold", default="all", help="fold 1..4 (train on its 15 seen classes) or 'all' (all 20 classes; the default model)")
     p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--model", default="mlagt", help="registered model name (mlagt, mlagt-tiny)")
+    p.add_argument("--lr", type=float, default=DEFAULT_LR)
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"registered model name: mlagt-fused (conv + frozen ImageNet sketch tokens), mlagt (the paper's conv tokenizer), mlagt-tiny (default {DEFAULT_MODEL})")
     p.add_argument("--dim", type=int, default=None)
     p.add_argument("--depth", type=int, default=None)
     p.add_argument("--keep", type=int, default=None, help="tokens kept by the filter")
     p.add_argument("--out", type=Path, default=Path("runs/sketch-image/model.pt"))
     p.add_argument("--seed", type=int, default=0)
+    _task_args(p)
     add_json_flag(p)
     p.set_defaults(func=run_train)
 
@@ -85,6 +118,9 @@ def register(verbs: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--checkpoints", type=Path, default=Path("runs/sketch-image"),
                    help="folder of fold<N>.pt checkpoints: reused if present, else trained and saved there")
     p.add_argument("--retrain", action="store_true", help="train even if a fold checkpoint exists")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="registered model trained when no checkpoint exists")
+    p.add_argument("--lr", type=float, default=DEFAULT_LR)
+    _task_args(p)
     p.add_argument("--rerank", type=int, default=100)
     p.add_argument("--no-ablations", action="store_true")
     p.add_argument("--no-baselines", action="store_true")
@@ -125,7 +161,8 @@ def run_train(args: argparse.Namespace) -> int:
         folds = {f.index: f for f in load_folds("ucm-aid")}
         fold = folds[_parse_folds(args.fold)[0]]
     model, result = train_fold(data, fold, args.out, steps=args.steps, lr=args.lr, model_name=args.model,
-                               model_config=_model_config(args), seed=args.seed, threads=args.threads)
+                               model_config=_model_config(args), task_cfg=_task_cfg(args), seed=args.seed,
+                               threads=args.threads, validate_every=args.validate_every)
     out = {"checkpoint": str(args.out), "fold": fold.index, "best": result["best"], "seconds": round(result["seconds"], 1)}
     if args.json:
         emit_json(out)
@@ -177,7 +214,8 @@ def run_eval(args: argparse.Namespace) -> int:
             if payload.get("data", {}).get("fold") != i:
                 raise ValueError(f"{ckpt} was not trained on fold {i}")
         else:
-            model, _ = train_fold(data, fold, ckpt, steps=args.steps, threads=args.threads)
+            model, _ = train_fold(data, fold, ckpt, steps=args.steps, lr=args.lr, model_name=args.model, task_cfg=_task_cfg(args),
+                                  threads=args.threads, validate_every=args.validate_every)
         model.eval()
         with torch.no_grad():
             r = evaluate_fold(model, data, fold, rerank=args.rerank, ablations=not args.no_ablations, baselines=not args.no_baselines)

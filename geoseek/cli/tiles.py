@@ -35,6 +35,7 @@ def run_train(args: argparse.Namespace) -> int:
     cfg = TileTrainConfig(
         model=args.model, dim=args.dim, batch=args.batch, margin=args.margin,
         hard_negatives=not args.no_hard_negatives, hard_after=args.hard_after, val_triplets=args.val_triplets,
+        val_retrieval=args.val_retrieval, mining=args.mining,
         batch_negatives=not args.rendered_negatives,
         sampler={"d_pos": args.d_pos, "d_neg": args.d_neg, "window_m": args.window_m, "size": args.size,
                  "split_block_m": args.split_block_m, "drop_land_use": args.drop_land_use, "split_holdout": args.split_holdout, "split": args.split_holdout > 0},
@@ -151,6 +152,8 @@ def register(verbs: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--margin", type=float, default=0.3)
     p.add_argument("--no-hard-negatives", action="store_true", help="only random far negatives")
     p.add_argument("--hard-after", type=int, default=200, help="mine hard negatives after this many steps")
+    p.add_argument("--mining", choices=("semihard", "all"), default="semihard",
+                   help="after --hard-after: one semi-hard in-batch negative per anchor, or all valid ones")
     p.add_argument("--rendered-negatives", action="store_true",
                    help="render one far negative per triplet (default: other pairs of the batch >= d_neg away)")
     p.add_argument("--d-pos", type=float, nargs=2, default=(100.0, 500.0), metavar=("MIN", "MAX"), help="positive distance, m")
@@ -162,6 +165,9 @@ def register(verbs: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--drop-land-use", type=float, default=0.5,
                    help="probability of blanking a tile's land-use channels in training (per tile)")
     p.add_argument("--val-triplets", type=int, default=200)
+    p.add_argument("--val-retrieval", type=int, default=0,
+                   help="also validate by land-use P@10 (land use hidden) on up to N z17 tiles of the training "
+                        "blocks, and keep the best checkpoint by it (0: off)")
     p.add_argument("--validate-every", type=int, default=100)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)

@@ -17,10 +17,10 @@ from geoseek.collection.core import (
     NewerFormatError,
     collection_path,
 )
-from geoseek.collection.items import Hit, Item, ItemStore
+from geoseek.collection.items import Hit, Hits, Item, ItemStore
 from geoseek.index.base import BBox, Filter, Radius
 
 __all__ = [
     "FORMAT_VERSION", "Collection", "CollectionBuilder", "CollectionError", "CorruptCollectionError",
-    "NewerFormatError", "collection_path", "Hit", "Item", "ItemStore", "Filter", "Radius", "BBox",
+    "NewerFormatError", "collection_path", "Hit", "Hits", "Item", "ItemStore", "Filter", "Radius", "BBox",
 ]

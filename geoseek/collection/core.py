@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from geoseek.collection import _fs
-from geoseek.collection.items import Hit, Item, ItemCache, ItemStore
+from geoseek.collection.items import Hit, Hits, Item, ItemCache, ItemStore
 from geoseek.errors import GeoseekError, InvalidInputError, NotFoundError
 from geoseek.index.base import BACKENDS, METRICS, Filter, VectorIndex, check_vectors, load_index
 
@@ -118,13 +118,6 @@ class _RWLock:
             with self._cond:
                 self._writer = False
                 self._cond.notify_all()
-
-
-def _lazy_hit(rank: int, score: float, key: int, cache: ItemCache, _new=object.__new__) -> Hit:
-    """``Hit.lazy`` inlined for the hot path of every search."""
-    hit = _new(Hit)
-    hit.__dict__ = {"rank": rank, "score": score, "key": key, "source": cache}
-    return hit
 
 
 class CollectionBuilder:
@@ -444,8 +437,8 @@ class Collection:
     # --- search ---------------------------------------------------------------------------------
 
     def search(self, vectors: np.ndarray, k: int = 10, filter: Filter | None = None,
-               exclude: Sequence[Sequence[str]] | None = None) -> list[list[Hit]]:
-        """Top-k items per query vector (Q, D) or (D,); one list of Hits per query.
+               exclude: Sequence[Sequence[str]] | None = None) -> list[Hits]:
+        """Top-k items per query vector (Q, D) or (D,): one :class:`Hits` sequence per query.
 
         ``exclude`` (optional, one list of item ids per query) drops those items from the
         results (e.g. the query item itself); k results are still returned when possible.
@@ -460,29 +453,30 @@ class Collection:
         return self._join(scores, keys, k, exclude)
 
     def _join(self, scores: np.ndarray, keys: np.ndarray, k: int,
-              exclude: Sequence[Sequence[str]] | None) -> list[list[Hit]]:
+              exclude: Sequence[Sequence[str]] | None) -> list[Hits]:
         cache = self.item_cache()
         ids = cache.ids
         n = len(ids)
-        valid = keys >= 0
-        valid[valid] = cache.present[np.minimum(keys[valid], n - 1)] & (keys[valid] < n) if n else False
-        if not exclude and keys.shape[1] == k and valid.all():  # the common case, kept lean
-            return [[_lazy_hit(r, s, key, cache) for r, (s, key) in enumerate(zip(srow, krow), 1)]
-                    for srow, krow in zip(scores.tolist(), keys.tolist())]
-        out: list[list[Hit]] = []
+        if not exclude and keys.shape[1] == k and n and 0 <= keys.min() and keys.max() < n:
+            id_rows = cache.ids_array()[keys]  # one batch lookup of every hit's id
+            if None not in id_rows:  # every key has its item: the common case, kept lean
+                return [Hits(srow, krow, cache, irow) for srow, krow, irow in zip(scores.tolist(), keys.tolist(), id_rows)]
+        out: list[Hits] = []
         for qi, (srow, krow) in enumerate(zip(scores.tolist(), keys.tolist())):
             skip = set(exclude[qi]) if exclude else ()
-            hits: list[Hit] = []
+            kept_s: list[float] = []
+            kept_k: list[int] = []
             for s, key in zip(srow, krow):
                 if key < 0 or key >= n:
                     continue
                 item_id = ids[key]
                 if item_id is None or item_id in skip:  # an orphan vector, or excluded
                     continue
-                hits.append(Hit.lazy(len(hits) + 1, s, key, cache))
-                if len(hits) == k:
+                kept_s.append(s)
+                kept_k.append(key)
+                if len(kept_k) == k:
                     break
-            out.append(hits)
+            out.append(Hits(kept_s, kept_k, cache))
         return out
 
     def item_cache(self) -> ItemCache:
@@ -496,7 +490,7 @@ class Collection:
             return self._cache
 
     def search_item(self, item_id: str, k: int = 10, filter: Filter | None = None,
-                    include_self: bool = False) -> list[Hit]:
+                    include_self: bool = False) -> Hits:
         """Items most similar to the stored item ``item_id``."""
         vec = self.vector(item_id)
         return self.search(vec, k, filter, exclude=None if include_self else [[item_id]])[0]

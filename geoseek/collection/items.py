@@ -192,6 +192,69 @@ class Hit:
         return {"rank": self.rank, "score": float(self.score), "item": self.item.to_json()}
 
 
+def _lazy_hit(rank: int, score: float, key: int, cache: ItemCache, _new=object.__new__) -> Hit:
+    """``Hit.lazy`` inlined for the hot path of every search."""
+    hit = _new(Hit)
+    hit.__dict__ = {"rank": rank, "score": score, "key": key, "source": cache}
+    return hit
+
+
+class Hits(Sequence[Hit]):
+    """The ranked hits of one query: a read-only sequence of :class:`Hit`, best first.
+
+    Built from the index's (score, key) rows without making a ``Hit`` per result: ``ids``,
+    ``scores`` and ``keys`` read whole columns, and the ``Hit`` objects are made on first
+    indexing or iteration. Compares equal to a list of the same hits.
+    """
+
+    __slots__ = ("_scores", "_keys", "_cache", "_hits", "_ids")
+
+    def __init__(self, scores: list[float], keys: list[int], cache: ItemCache, ids: np.ndarray | None = None) -> None:
+        self._scores, self._keys, self._cache, self._hits, self._ids = scores, keys, cache, None, ids
+
+    def _all(self) -> list[Hit]:
+        hits = self._hits
+        if hits is None:
+            cache = self._cache
+            hits = self._hits = [_lazy_hit(r, s, k, cache) for r, (s, k) in enumerate(zip(self._scores, self._keys), 1)]
+        return hits
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self._all()[i]
+
+    def __iter__(self) -> Iterator[Hit]:
+        return iter(self._all())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (Hits, list, tuple)):
+            return self._all() == list(other)
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"Hits({self._all()!r})"
+
+    @property
+    def ids(self) -> list[str]:
+        """Item ids, best first (no ``Hit`` or ``Item`` is built)."""
+        if self._ids is not None:
+            return self._ids.tolist()
+        ids = self._cache.ids
+        return [ids[k] for k in self._keys]
+
+    @property
+    def scores(self) -> list[float]:
+        """Scores, higher is better, best first."""
+        return list(self._scores)
+
+    @property
+    def keys(self) -> list[int]:
+        """Internal int64 keys, best first."""
+        return list(self._keys)
+
+
 class ItemStore:
     """The SQLite side of a collection. Thread-safe (one connection behind a lock)."""
 
@@ -401,11 +464,22 @@ class ItemCache:
         self.meta: list[str | None] = [None] * n
         self.thumb = np.zeros(n, dtype=bool)
         self.present = np.zeros(n, dtype=bool)  # key has an item
+        self._ids_array: np.ndarray | None = None
         self._fill(rows)
+
+    def ids_array(self) -> np.ndarray:
+        """The ids as a numpy object array indexed by key (None where no item), for batch lookups."""
+        arr = self._ids_array
+        if arr is None or len(arr) != len(self.ids):
+            arr = np.empty(len(self.ids), dtype=object)
+            arr[:] = self.ids
+            self._ids_array = arr
+        return arr
 
     def _fill(self, rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
             return
+        self._ids_array = None
         keys = [r[0] for r in rows]
         for r in rows:
             k = r[0]
@@ -441,6 +515,7 @@ class ItemCache:
         self._fill(rows)
 
     def removed(self, keys: np.ndarray) -> None:
+        self._ids_array = None
         for k in keys.tolist():
             if k < len(self.ids):
                 self.ids[k] = None

@@ -182,10 +182,14 @@ class MLAGT(nn.Module):
         cross_layers: int = 1,
         num_classes: int = 0,
         drop: float = 0.1,
+        sketch_input: str = "conv",
     ) -> None:
         super().__init__()
+        if sketch_input not in ("conv", "backbone", "fused"):
+            raise ValueError(f"sketch_input must be 'conv', 'backbone' or 'fused', got {sketch_input!r}")
         self.dim, self.depth, self.sketch_size = dim, depth, sketch_size
         self.image_tokens = image_tokens
+        self.sketch_input = sketch_input
         self.filter_layers = tuple(int(f) for f in filter_layers)
         keep = [keep] * len(self.filter_layers) if isinstance(keep, int) else list(keep)
         if len(keep) != len(self.filter_layers):
@@ -194,8 +198,12 @@ class MLAGT(nn.Module):
             raise ValueError(f"filter_layers must be in 1..{depth}")
         self.keep = tuple(int(k) for k in keep)
         self.filtering = True
-        grid = sketch_size // 16
-        self.sketch_tokenizer = MultiLevelSketchTokenizer(dim, sketch_widths)
+        grid = sketch_size // 16 if sketch_input != "backbone" else IMAGE_SIZE // 32
+        self.sketch_tokenizer = MultiLevelSketchTokenizer(dim, sketch_widths) if sketch_input != "backbone" else None
+        # frozen ImageNet features of the rendered sketch (7×7×1280), projected like the image side
+        self.sketch_proj = (
+            nn.Sequential(nn.LayerNorm(backbone_dim), nn.Linear(backbone_dim, dim)) if sketch_input != "conv" else None
+        )
         self.sketch_pos = nn.Parameter(torch.zeros(1, grid * grid, dim))
         if image_tokens == "backbone":
             self.image_proj = nn.Sequential(nn.LayerNorm(backbone_dim), nn.Linear(backbone_dim, dim))
@@ -227,11 +235,29 @@ class MLAGT(nn.Module):
                 x, _ = filter_tokens(x, attn, filters[i])
         return self.norm(x)
 
-    def sketch_tokens(self, sketches: torch.Tensor) -> torch.Tensor:
-        """(N, 1, S, S) ink maps → (N, 1 + T, dim) tokens, [RT] first."""
+    @property
+    def needs_sketch_features(self) -> bool:
+        """Whether sketch tokens use the frozen backbone's features of the rendered sketch."""
+        return self.sketch_proj is not None
+
+    def sketch_tokens(self, sketches: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, 1, S, S) ink maps → (N, 1 + T, dim) tokens, [RT] first.
+
+        With ``sketch_input`` "backbone" or "fused", ``features`` are the (N, 1280, 7, 7)
+        :func:`sketch_backbone_features` of the same sketches (computed here when None; pass
+        them precomputed to train fast). "fused" adds them to the multi-level conv tokens.
+        """
         if sketches.shape[-1] != self.sketch_size or sketches.shape[-2] != self.sketch_size:
             sketches = F.interpolate(sketches, size=(self.sketch_size, self.sketch_size), mode="bilinear", align_corners=False)
-        return self._encode(self.sketch_tokenizer(sketches), self.rt_sketch, self.sketch_pos)
+        t = self.sketch_tokenizer(sketches) if self.sketch_tokenizer is not None else None
+        if self.sketch_proj is not None:
+            if features is None:
+                features = sketch_backbone_features(sketches)
+            f = self.sketch_proj(features.float().flatten(2).transpose(1, 2))
+            if t is not None and t.shape[1] != f.shape[1]:
+                raise ValueError(f"fused sketch tokens need a {int(f.shape[1] ** 0.5)}² conv grid, got {t.shape[1]} tokens")
+            t = f if t is None else t + f
+        return self._encode(t, self.rt_sketch, self.sketch_pos)
 
     def image_tokens_from(self, images_or_features: torch.Tensor) -> torch.Tensor:
         """Backbone features (N, C, 7, 7) — or raw images (N, 3, 224, 224) for the patch variant — → tokens."""
@@ -247,8 +273,8 @@ class MLAGT(nn.Module):
         """The L2-normalized [RT] vector (N, dim) of a token set."""
         return F.normalize(tokens[:, 0], dim=-1)
 
-    def embed_sketch(self, sketches: torch.Tensor) -> torch.Tensor:
-        return self.embed(self.sketch_tokens(sketches))
+    def embed_sketch(self, sketches: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+        return self.embed(self.sketch_tokens(sketches, features))
 
     def embed_image(self, features: torch.Tensor) -> torch.Tensor:
         return self.embed(self.image_tokens_from(features))
@@ -314,6 +340,15 @@ def mlagt(**kwargs) -> MLAGT:
     return MLAGT(**kwargs)
 
 
+@register_model("mlagt-fused", task="sketch-image")
+def mlagt_fused(**kwargs) -> MLAGT:
+    """MLAGT whose sketch tokens add frozen ImageNet EfficientNet-Lite0 features of the rendered
+    sketch to the multi-level conv tokens (``sketch_input="fused"``)."""
+    cfg = dict(sketch_input="fused")
+    cfg.update(kwargs)
+    return MLAGT(**cfg)
+
+
 @register_model("mlagt-tiny", task="sketch-image")
 def mlagt_tiny(**kwargs) -> MLAGT:
     """A very small MLAGT for tests (dim 32, 2 blocks)."""
@@ -344,3 +379,13 @@ def image_backbone_features(images: torch.Tensor) -> torch.Tensor:
     """(N, 3, 224, 224) images in [0, 1] → (N, 1280, 7, 7) EfficientNet-Lite0 head features."""
     m = image_backbone()
     return m.forward_features((images - 0.5) / 0.5)
+
+
+@torch.no_grad()
+def sketch_backbone_features(sketches: torch.Tensor, batch: int = 64) -> torch.Tensor:
+    """(N, 1, S, S) ink maps in [0, 1] → (N, 1280, 7, 7) features of the sketch drawn black on white at 224 px."""
+    out = []
+    for i in range(0, len(sketches), batch):
+        x = F.interpolate(1 - sketches[i : i + batch].float(), size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", align_corners=False)
+        out.append(image_backbone_features(x.expand(-1, 3, -1, -1)))
+    return torch.cat(out) if out else torch.zeros(0, 1280, IMAGE_SIZE // 32, IMAGE_SIZE // 32)

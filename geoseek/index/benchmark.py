@@ -172,10 +172,13 @@ def run(
         res["index_mb"] = _dir_mb(tmp / "bench" / "index")
         res["rss_delta_mb"] = _rss_mb() - rss0
 
-        def ours(q: np.ndarray, flt: Filter | None = None) -> np.ndarray:
-            """Ranked item ids (as ints here) of our collection search."""
-            hits = col.search(q, k, flt)
-            return np.array([[int(h.id) for h in hs] + [-1] * (k - len(hs)) for hs in hits])
+        def ours(q: np.ndarray, flt: Filter | None = None) -> list[list[str]]:
+            """Ranked item ids of our collection search (one list per query)."""
+            return [hs.ids for hs in col.search(q, k, flt)]
+
+        def as_keys(batches: list[list[list[str]]]) -> np.ndarray:
+            """Ranked ids (item ids are str(position) here) → an int matrix for recall, -1 padded."""
+            return np.array([[int(i) for i in ids] + [-1] * (k - len(ids)) for b in batches for ids in b])
 
         def ours_items(q: np.ndarray) -> list:
             """The same, materializing every hit's Item (id, name, geometry, label, metadata)."""
@@ -223,7 +226,7 @@ def run(
             got_raw.append(raw.search(q, k)[1])
             t_raw += time.perf_counter() - t
         res["qps"], res["faiss_qps"] = n_queries / t_ours, n_queries / t_raw
-        res["recall_at_10"] = recall_at_k(np.concatenate(got_ours), truth, k)
+        res["recall_at_10"] = recall_at_k(as_keys(got_ours), truth, k)
         res["faiss_recall_at_10"] = recall_at_k(np.concatenate(got_raw), truth, k)
         res["qps_items"], _ = _throughput(ours_items, xq, batch)
         lat = xq[:latency_queries]
@@ -232,7 +235,7 @@ def run(
             res["faiss_p50_ms"], res["faiss_p99_ms"] = _latency(lambda q: raw.search(q, k), lat)
         flt = Filter(bbox=bbox)
         res["filtered_qps"], outs = _throughput(lambda q: ours(q, flt), xq, batch)
-        res["filtered_recall_at_10"] = recall_at_k(np.concatenate(outs), ftruth, k)
+        res["filtered_recall_at_10"] = recall_at_k(as_keys(outs), ftruth, k)
         res["filtered_p50_ms"], res["filtered_p99_ms"] = _latency(lambda q: ours(q, flt), lat)
         del raw
 

@@ -429,6 +429,9 @@ class FaissIndex:
 
     def _to_keys(self, dist: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         valid = pos >= 0
+        if valid.all():  # the common case: no empty slot to mask
+            scores = dist if self.metric == "ip" else -dist
+            return scores.astype(np.float32, copy=False), self._keys[pos].astype(np.int64, copy=False)
         keys = np.where(valid, self._keys[np.clip(pos, 0, None)], -1)
         scores = dist if self.metric == "ip" else -dist
         scores = np.where(valid, scores, -np.inf).astype(np.float32)

@@ -8,6 +8,7 @@ negative) index triplets from a batch; a *loss* scores triplets. They compose::
     loss = loss_fn(emb, labels, miner(emb, labels))
 """
 
+from geoseek.losses.contrastive import MultiPositiveInfoNCE, multi_positive_nce
 from geoseek.losses.distances import CosineDistance, EuclideanDistance
 from geoseek.losses.dpt import DistancePenalizedTripletLoss, GeoPenalty
 from geoseek.losses.miners import AllTripletsMiner, BatchHardMiner, SemiHardMiner, Triplets
@@ -27,5 +28,7 @@ __all__ = [
     "GeoPenalty",
     "SoftmaxLoss",
     "PresenceAbsenceLoss",
+    "MultiPositiveInfoNCE",
+    "multi_positive_nce",
     "triplet_margin",
 ]

@@ -10,7 +10,9 @@ asks for one when the API answers 401.
 from __future__ import annotations
 
 import importlib
+import json
 import logging
+import os
 import pkgutil
 from collections.abc import Iterable, Mapping
 from os import PathLike
@@ -44,6 +46,10 @@ _WEB_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
 _VENDOR_FILES = {"ol/ol.js": ("ol/dist/ol.js", "text/javascript"), "ol/ol.css": ("ol/ol.css", "text/css")}
 
 CollectionsArg = Mapping[str, Any] | Iterable[str | PathLike[str]]
+
+SERVE_CONFIG_ENV = "GEOSEEK_SERVE_CONFIG"
+"""Environment variable through which ``geoseek serve --workers N`` hands its settings to each
+worker process (JSON; the token itself is never in it, only where to read it from)."""
 
 
 class BodyLimitMiddleware:
@@ -214,3 +220,23 @@ def _add_web(app: FastAPI) -> None:
         if not path.is_file():
             raise NotFoundError(f"{path.name} is not installed: run `make setup-web` (npm install in {WEB_DIR})")
         return FileResponse(path, media_type=spec[1])
+
+
+def app_from_env() -> FastAPI:
+    """The app of one ``geoseek serve --workers N`` worker process, built from ``$GEOSEEK_SERVE_CONFIG``.
+
+    The JSON holds ``collections`` ({name: path}), ``token_env`` / ``token_file`` (where the token
+    is read from), ``cors``, ``max_upload_bytes``, ``max_pixels`` and ``threads``.
+    """
+    from geoseek.service.deps import read_token, set_threads
+
+    raw = os.environ.get(SERVE_CONFIG_ENV)
+    if not raw:
+        raise InvalidInputError(f"${SERVE_CONFIG_ENV} is not set; start workers with `geoseek serve --workers N`")
+    cfg = json.loads(raw)
+    set_threads(int(cfg.get("threads", 1)))
+    return create_app(
+        cfg["collections"], token=read_token(cfg.get("token_env"), cfg.get("token_file")),
+        cors_origins=cfg.get("cors", ()), max_upload_bytes=int(cfg.get("max_upload_bytes", DEFAULT_MAX_UPLOAD_BYTES)),
+        max_pixels=int(cfg.get("max_pixels", DEFAULT_MAX_PIXELS)),
+    )

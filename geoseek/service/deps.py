@@ -16,7 +16,10 @@ from __future__ import annotations
 import hmac
 import io
 import logging
+import os
+import sys
 import threading
+from pathlib import Path as FilePath
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -83,6 +86,33 @@ class CollectionEntry:
     path: str
     collection: Collection
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+
+def read_token(token_env: str | None, token_file: str | None) -> str | None:
+    """The token from ``token_file`` (first line, stripped) or else ``$token_env``; None when neither is set."""
+    if token_file:
+        path = FilePath(token_file)
+        if not path.is_file():
+            raise InvalidInputError(f"token file {path} does not exist")
+        lines = path.read_text(encoding="utf-8").strip().splitlines()
+        token = lines[0].strip() if lines else ""
+        if not token:
+            raise InvalidInputError(f"token file {path} is empty")
+        return token
+    if token_env:
+        token = os.environ.get(token_env, "").strip()
+        return token or None
+    return None
+
+
+def set_threads(n: int) -> None:
+    """Threads each request's FAISS search and torch inference may use (OpenMP/intra-op)."""
+    os.environ["OMP_NUM_THREADS"] = str(n)
+    from geoseek.index._faiss import faiss
+
+    faiss.omp_set_num_threads(n)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
 
 
 def get_settings(request: Request) -> ServiceSettings:

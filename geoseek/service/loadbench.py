@@ -1,10 +1,15 @@
 """HTTP load benchmark of the service on loopback: concurrent clients, latency per query mode.
 
-Builds (or reuses) a collection of random unit vectors with random footprints, starts
+Builds (or reuses) a collection of unit vectors with random footprints, starts
 ``geoseek serve`` on 127.0.0.1 in a subprocess, and runs ``clients`` concurrent clients
-(asyncio + httpx, one connection each) against each query mode for at most ``seconds`` or
+(asyncio streams, one keep-alive HTTP/1.1 connection each) against each query mode for at most ``seconds`` or
 ``requests``, whichever comes first. Reports p50 / p99 latency (ms, client side, the full
 HTTP round trip), requests/s and the error count per mode.
+
+Vectors (``--data``): ``clustered`` (default) draws items and query vectors from the gaussian
+mixture of the index benchmark (:func:`geoseek.index.benchmark.clustered_vectors`), which has
+the neighbourhood structure of real embeddings; ``random`` draws structureless unit vectors,
+the worst case for an approximate index (its recall calibration ends at scanning every cell).
 
 Modes (all on the same collection): ``vector`` (POST /search with a random vector),
 ``vector+bbox`` (the same with a bbox keeping ~10% of items), ``vector+radius`` (a 5 km
@@ -25,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from urllib.parse import urlencode
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +56,8 @@ class ModeResult:
     mean_ms: float
     server_cpu_ms: float = float("nan")
     """Server process CPU time (user + system) per request, ms: independent of other load."""
+    client_cpu_ms: float = float("nan")
+    """The load generator's CPU time per request, ms (it shares the machine with the server)."""
 
     @property
     def rps(self) -> float:
@@ -58,11 +66,28 @@ class ModeResult:
     def to_json(self) -> dict[str, Any]:
         return {"mode": self.mode, "requests": self.requests, "errors": self.errors, "seconds": round(self.seconds, 2),
                 "rps": round(self.rps, 1), "p50_ms": round(self.p50_ms, 2), "p99_ms": round(self.p99_ms, 2),
-                "mean_ms": round(self.mean_ms, 2), "server_cpu_ms": round(self.server_cpu_ms, 2)}
+                "mean_ms": round(self.mean_ms, 2), "server_cpu_ms": round(self.server_cpu_ms, 2),
+                "client_cpu_ms": round(self.client_cpu_ms, 2)}
 
 
-def build_random_collection(path: Path, n: int, dim: int, seed: int = 0, progress: bool = True) -> Path:
-    """A collection of ``n`` random unit vectors (dim ``dim``) with 100 m footprints in :data:`BBOX`."""
+DATA = ("clustered", "random")
+
+
+def bench_vectors(data: str, n: int, dim: int, seed: int) -> np.ndarray:
+    """(n, dim) float32 unit vectors: ``clustered`` (gaussian mixture) or ``random`` (uniform on the sphere)."""
+    if data == "clustered":
+        from geoseek.index.benchmark import clustered_vectors
+
+        return clustered_vectors(n, dim, seed)
+    if data != "random":
+        raise ValueError(f"unknown data {data!r}; choose from {', '.join(DATA)}")
+    vecs = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    return vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+
+
+def build_random_collection(path: Path, n: int, dim: int, seed: int = 0, progress: bool = True,
+                            data: str = "clustered") -> Path:
+    """A collection of ``n`` unit vectors (dim ``dim``, see :func:`bench_vectors`) with 100 m footprints in :data:`BBOX`."""
     from tqdm import tqdm
 
     from geoseek.collection import Collection, Item
@@ -73,16 +98,15 @@ def build_random_collection(path: Path, n: int, dim: int, seed: int = 0, progres
     lat = rng.uniform(s, nn, n)
     half = 0.0005  # ~50 m
     labels = rng.integers(0, len(LABELS), n)
-    with Collection.create(path, modality="random", model_id="random-unit-vectors", model_checksum="none", dim=dim,
-                           metric="ip", overwrite=True, extra={"seed": seed, "bbox": list(BBOX)}) as b:
+    vectors = bench_vectors(data, n, dim, seed)
+    with Collection.create(path, modality="random", model_id=f"{data}-unit-vectors", model_checksum="none", dim=dim,
+                           metric="ip", overwrite=True, extra={"seed": seed, "bbox": list(BBOX), "data": data}) as b:
         step = 20_000
-        for start in tqdm(range(0, n, step), desc="building random collection", unit="batch", disable=not progress):
+        for start in tqdm(range(0, n, step), desc=f"building {data} collection", unit="batch", disable=not progress):
             stop = min(n, start + step)
-            vecs = rng.standard_normal((stop - start, dim)).astype(np.float32)
-            vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
             items = [Item(id=f"r{i}", footprint=(lon[i] - half, lat[i] - half, lon[i] + half, lat[i] + half),
                           label=LABELS[labels[i]]) for i in range(start, stop)]
-            b.add(items, vecs)
+            b.add(items, vectors[start:stop])
     return path
 
 
@@ -95,19 +119,40 @@ def process_cpu_s(pid: int) -> float:
         return float("nan")
 
 
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of process ``pid`` and all its descendants (e.g. uvicorn's worker processes)."""
+    total, todo, seen = 0.0, [pid], set()
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        total += process_cpu_s(p)
+        try:
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return total
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def _request_factory(mode: str, dim: int, n: int, rng: np.random.Generator) -> Callable[[], tuple[str, str, Any]]:
-    """A function returning (method, path, json body or query params) for one random request of ``mode``."""
+def _request_factory(mode: str, dim: int, n: int, rng: np.random.Generator,
+                     data: str = "clustered") -> Callable[[], tuple[str, str, Any]]:
+    """A function returning (method, path, json body or query params) for one random request of ``mode``.
+
+    Query vectors come from the collection's own distribution (``data``), drawn with another seed.
+    """
     w, s, e, nn = BBOX
+    pool = bench_vectors(data, 2000, dim, int(rng.integers(1 << 30)) + 1).round(5)
 
     def vec() -> list[float]:
-        v = rng.standard_normal(dim).astype(np.float32)
-        return (v / np.linalg.norm(v)).round(5).tolist()
+        return pool[int(rng.integers(len(pool)))].tolist()
 
     def make() -> tuple[str, str, Any]:
         if mode == "vector":
@@ -128,19 +173,69 @@ def _request_factory(mode: str, dim: int, n: int, rng: np.random.Generator) -> C
     return make
 
 
-async def _run_mode(base: str, mode: str, dim: int, n: int, clients: int, seconds: float, max_requests: int,
-                    warmup: int, seed: int) -> ModeResult:
-    import httpx
+class _Connection:
+    """One keep-alive HTTP/1.1 connection on asyncio streams: a lean load generator (like wrk),
+    so the clients spend little of the machine's CPU that the server under test needs."""
 
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, payload: Any) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        if method == "GET":
+            target, body = f"{path}?{urlencode(payload)}", b""
+        else:
+            target, body = path, json.dumps(payload).encode()
+        head = (f"{method} {target} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+        self.writer.write(head.encode() + body)
+        assert self.reader is not None
+        status_line = await self.reader.readline()
+        if not status_line:
+            raise ConnectionError("the server closed the connection")
+        status = int(status_line.split()[1])
+        length, close = None, False
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            name = name.strip().lower()
+            if name == "content-length":
+                length = int(value)
+            elif name == "connection" and value.strip().lower() == "close":
+                close = True
+        if length is None:
+            raise ConnectionError("response without Content-Length")
+        data = await self.reader.readexactly(length)
+        if close:
+            await self.close()
+        return status, data
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            try:
+                await self.writer.wait_closed()
+            except OSError:
+                pass
+        self.reader = self.writer = None
+
+
+async def _run_mode(host: str, port: int, mode: str, dim: int, n: int, clients: int, seconds: float,
+                    max_requests: int, warmup: int, seed: int, data: str = "clustered") -> ModeResult:
     rng = np.random.default_rng(seed)
-    make = _request_factory(mode, dim, n, rng)
+    make = _request_factory(mode, dim, n, rng, data)
     latencies: list[float] = []
     error_samples: list[str] = []
     errors = 0
     issued = 0
     stop_at = 0.0
 
-    async def client(http: httpx.AsyncClient, count_it: bool) -> None:
+    async def client(conn: _Connection, count_it: bool) -> None:
         nonlocal errors, issued
         while True:
             if count_it and (issued >= max_requests or time.perf_counter() >= stop_at):
@@ -149,13 +244,12 @@ async def _run_mode(base: str, mode: str, dim: int, n: int, clients: int, second
             method, path, payload = make()
             t0 = time.perf_counter()
             try:
-                if method == "GET":
-                    r = await http.get(path, params=payload)
-                else:
-                    r = await http.post(path, json=payload)
-                ok = r.status_code == 200
-                what = f"HTTP {r.status_code}: {r.text[:300]}"
-            except httpx.HTTPError as exc:
+                status, body = await asyncio.wait_for(conn.request(method, path, payload), 30.0)
+                ok = status == 200
+                what = f"HTTP {status}: {body[:300].decode(errors='replace')}"
+            except (OSError, ConnectionError, ValueError, IndexError, asyncio.TimeoutError,
+                    asyncio.IncompleteReadError) as exc:
+                await conn.close()
                 ok = False
                 what = f"{type(exc).__name__}: {exc}"
             dt = (time.perf_counter() - t0) * 1000
@@ -168,39 +262,47 @@ async def _run_mode(base: str, mode: str, dim: int, n: int, clients: int, second
             elif issued >= warmup:
                 return
 
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30.0) as http:
-        await asyncio.gather(*(client(http, False) for _ in range(min(clients, max(warmup, 1)))))
+    conns = [_Connection(host, port) for _ in range(clients)]
+    try:
+        await asyncio.gather(*(client(c, False) for c in conns[:min(clients, max(warmup, 1))]))
         issued = 0
+        cpu0 = time.process_time()
         start = time.perf_counter()
         stop_at = start + seconds
-        await asyncio.gather(*(client(http, True) for _ in range(clients)))
+        await asyncio.gather(*(client(c, True) for c in conns))
         elapsed = time.perf_counter() - start
+        client_cpu = time.process_time() - cpu0
+    finally:
+        for c in conns:
+            await c.close()
     lat = np.asarray(latencies) if latencies else np.zeros(1)
     for sample in error_samples:
         print(f"geoseek bench load: {mode}: error: {sample}", file=sys.stderr, flush=True)
     return ModeResult(mode=mode, requests=len(latencies), errors=errors, seconds=elapsed,
-                      p50_ms=float(np.percentile(lat, 50)), p99_ms=float(np.percentile(lat, 99)), mean_ms=float(lat.mean()))
+                      p50_ms=float(np.percentile(lat, 50)), p99_ms=float(np.percentile(lat, 99)), mean_ms=float(lat.mean()),
+                      client_cpu_ms=client_cpu * 1000 / max(len(latencies), 1))
 
 
 def run_load(collection: Path, *, n: int, dim: int, clients: int = 16, seconds: float = 15.0, max_requests: int = 5000,
-             modes: Sequence[str] = MODES, warmup: int = 50, seed: int = 0) -> list[ModeResult]:
-    """Serve ``collection`` as ``bench`` on 127.0.0.1 in a subprocess and load it mode by mode."""
+             modes: Sequence[str] = MODES, warmup: int = 50, seed: int = 0, data: str = "clustered",
+             workers: int = 1) -> list[ModeResult]:
+    """Serve ``collection`` as ``bench`` on 127.0.0.1 in a subprocess (``workers`` processes) and load it mode by mode."""
     port = _free_port()
     env = dict(os.environ)
     env.pop("GEOSEEK_TOKEN", None)
     cmd = [sys.executable, "-m", "geoseek", "serve", f"bench={collection}", "--host", "127.0.0.1", "--port", str(port),
-           "--log-level", "warning", "--token-env", "GEOSEEK_BENCH_NO_TOKEN"]
+           "--log-level", "warning", "--token-env", "GEOSEEK_BENCH_NO_TOKEN", "--workers", str(workers)]
     server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base, server)
         results = []
         for i, m in enumerate(modes):
-            cpu0 = process_cpu_s(server.pid)
-            r = asyncio.run(_run_mode(base, m, dim, n, clients, seconds, max_requests, warmup, seed + i))
+            cpu0 = tree_cpu_s(server.pid)
+            r = asyncio.run(_run_mode("127.0.0.1", port, m, dim, n, clients, seconds, max_requests, warmup, seed + 1000 + i,
+                                     data))
             # warm-up requests are included in the CPU time, so count them too
-            r.server_cpu_ms = (process_cpu_s(server.pid) - cpu0) * 1000 / max(r.requests + warmup, 1)
+            r.server_cpu_ms = (tree_cpu_s(server.pid) - cpu0) * 1000 / max(r.requests + warmup, 1)
             results.append(r)
         return results
     finally:
@@ -230,13 +332,13 @@ def _wait_ready(base: str, server: subprocess.Popen, timeout: float = 120.0) -> 
     raise RuntimeError(f"the server did not answer within {timeout:.0f} s")
 
 
-def format_table(results: Sequence[ModeResult], *, clients: int, n: int, dim: int) -> str:
-    head = f"{clients} concurrent clients, {n:,} items, dim {dim}, k=10, loopback HTTP\n\n"
-    rows = ["| mode | requests | errors | req/s | p50 ms | p99 ms | mean ms | server CPU ms/request |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|"]
+def format_table(results: Sequence[ModeResult], *, clients: int, n: int, dim: int, workers: int = 1) -> str:
+    head = f"{clients} concurrent clients, {workers} server worker(s), {n:,} items, dim {dim}, k=10, loopback HTTP\n\n"
+    rows = ["| mode | requests | errors | req/s | p50 ms | p99 ms | mean ms | server CPU ms/request | client CPU ms/request |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         rows.append(f"| {r.mode} | {r.requests} | {r.errors} | {r.rps:.0f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.mean_ms:.1f} "
-                    f"| {r.server_cpu_ms:.2f} |")
+                    f"| {r.server_cpu_ms:.2f} | {r.client_cpu_ms:.2f} |")
     return head + "\n".join(rows)
 
 
@@ -250,13 +352,14 @@ def main(args: Any) -> dict[str, Any]:
             tmp = tempfile.TemporaryDirectory(prefix="geoseek-load-")
             collection = Path(tmp.name) / "bench"
         t0 = time.perf_counter()
-        build_random_collection(collection, args.n, args.dim, seed=args.seed)
+        build_random_collection(collection, args.n, args.dim, seed=args.seed, data=args.data)
         t_build = time.perf_counter() - t0
     try:
         from geoseek.collection import Collection
 
         col = Collection.open(collection)
         n, dim = len(col), col.dim
+        data = (col.manifest.get("extra") or {}).get("data", "random")
         if col.manifest.get("modality") != "random":
             from geoseek.errors import InvalidInputError
 
@@ -269,12 +372,13 @@ def main(args: Any) -> dict[str, Any]:
 
                 raise InvalidInputError(f"unknown mode {m!r}; modes are {', '.join(MODES)}")
         results = run_load(collection, n=n, dim=dim, clients=args.clients, seconds=args.seconds,
-                           max_requests=args.requests, modes=modes, seed=args.seed)
+                           max_requests=args.requests, modes=modes, seed=args.seed, data=data,
+                           workers=args.workers)
     finally:
         if tmp is not None:
             tmp.cleanup()
-    print(format_table(results, clients=args.clients, n=n, dim=dim), flush=True)
-    out = {"n": n, "dim": dim, "clients": args.clients, "build_s": round(t_build, 1), "modes": [r.to_json() for r in results]}
+    print(format_table(results, clients=args.clients, n=n, dim=dim, workers=args.workers), flush=True)
+    out = {"n": n, "dim": dim, "data": data, "workers": args.workers, "clients": args.clients, "build_s": round(t_build, 1), "modes": [r.to_json() for r in results]}
     for r in results:
         key = r.mode.replace("+", "_")
         out[f"{key}_p50_ms"] = round(r.p50_ms, 2)
@@ -293,6 +397,11 @@ def add_arguments(p: Any) -> None:
     p.add_argument("--requests", type=int, default=5000, help="request limit per mode (default 5000)")
     p.add_argument("--modes", default=",".join(MODES), help=f"comma-separated modes (default {','.join(MODES)})")
     p.add_argument("--collection", help="reuse (or build once into) this folder instead of a temporary one")
+    p.add_argument("--data", choices=DATA, default="clustered",
+                   help="item and query vectors: clustered (a gaussian mixture, like real embeddings; default) or "
+                        "random (structureless, the worst case for an approximate index)")
+    p.add_argument("--workers", type=int, default=2,
+                   help="server processes (`geoseek serve --workers`; default 2, one per core of the reference machine)")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -305,6 +414,8 @@ def check_args(args: Any) -> None:
         raise InvalidInputError("--seconds must be in (0, 600]")
     if not (1 <= args.requests <= 1_000_000):
         raise InvalidInputError("--requests must be in 1..1000000")
+    if not (1 <= args.workers <= 64):
+        raise InvalidInputError("--workers must be in 1..64")
     if not (1 <= args.n <= 10_000_000) or not (1 <= args.dim <= 4096):
         raise InvalidInputError("--n must be in 1..1e7 and --dim in 1..4096")
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from geoseek.cli import main
-from geoseek.cli.serve import parse_collection_args, read_token
+from geoseek.cli.serve import parse_collection_args
+from geoseek.service.deps import read_token
 from geoseek.errors import InvalidInputError
 
 
@@ -65,3 +66,47 @@ def test_bench_load_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
         assert 0 < m["requests"] <= 40 and 0 < m["p50_ms"] <= m["p99_ms"]
     assert any(line.startswith("| vector+bbox |") for line in out)
     assert main(["bench", "load", "--modes", "nope", "--n", "10", "--collection", str(tmp_path / "bench")]) == 2
+
+
+def test_serve_workers_share_settings_and_token(tmp_path: Path) -> None:
+    """``--workers 2``: both worker processes serve the collection and require the token from the environment."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from geoseek.service.loadbench import _free_port, build_random_collection
+
+    col = build_random_collection(tmp_path / "w", 200, 8, progress=False)
+    port = _free_port()
+    env = dict(os.environ, GEOSEEK_TEST_TOKEN="s3cret")
+    server = subprocess.Popen([sys.executable, "-m", "geoseek", "serve", f"w={col}", "--port", str(port), "--workers", "2",
+                               "--token-env", "GEOSEEK_TEST_TOKEN", "--log-level", "warning"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert server.poll() is None, server.stderr.read().decode() if server.stderr else "server exited"
+            try:
+                if httpx.get(base + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.2)
+        body = {"id": "r1", "k": 3}
+        assert httpx.post(base + "/collections/w/search", json=body).status_code == 401
+        for _ in range(6):  # new connections, so both workers answer some
+            r = httpx.post(base + "/collections/w/search", json=body, headers={"Authorization": "Bearer s3cret"})
+            assert r.status_code == 200 and len(r.json()["hits"]) == 3
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def test_serve_rejects_bad_worker_count(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", str(tmp_path), "--workers", "0"]) == 2
+    assert "--workers" in capsys.readouterr().err
