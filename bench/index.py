@@ -1,6 +1,6 @@
 """Benchmark of the vector index: ``python bench/index.py --n 200000 --json``.
 
-Same as ``geoseek bench index`` (see geoseek/index/benchmark.py for what is measured).
+Same as ``geoseek bench index`` (see geoseek/collection/benchmark.py for what is measured).
 """
 
 import sys

@@ -40,7 +40,6 @@ from geoseek.sources.occurrences import (
     Occurrences,
     load_ariolimax,
     load_inat_yfcc,
-    split_per_class,
     vmf_mixture,
 )
 

@@ -53,13 +53,9 @@ class Registry(Generic[T]):
     def load(self) -> None:
         """Import the modules that register entries (once)."""
         if not self._loaded:
+            for module in self._modules:  # an import error propagates: a listed module must load
+                importlib.import_module(module)
             self._loaded = True
-            for module in self._modules:
-                try:
-                    importlib.import_module(module)
-                except ModuleNotFoundError as exc:  # a listed module not written yet
-                    if exc.name != module:
-                        raise
 
     def create(self, name: str, **kwargs: Any) -> T:
         """Build the entry ``name`` with keyword arguments ``kwargs``."""

@@ -1,5 +1,5 @@
 """``geoseek bench index``: collection search vs raw FAISS, numpy and BallTree (see
-:mod:`geoseek.index.benchmark`)."""
+:mod:`geoseek.collection.benchmark`)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def register(verbs: dict[str, argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from geoseek.errors import InvalidInputError
-    from geoseek.index import benchmark
+    from geoseek.collection import benchmark
 
     for name in ("n", "dim", "queries", "batch", "latency_queries", "balltree_queries"):
         if getattr(args, name) <= 0:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from geoseek.cli._util import add_json_flag, default_data_dir, subparsers

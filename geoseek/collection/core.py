@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from geoseek.collection import _fs
-from geoseek.collection.items import Hit, Hits, Item, ItemCache, ItemStore
+from geoseek.collection.items import Hits, Item, ItemCache, ItemStore
 from geoseek.errors import GeoseekError, InvalidInputError, NotFoundError
 from geoseek.index.base import BACKENDS, METRICS, Filter, VectorIndex, check_vectors, load_index
 

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from geoseek.encoders.registry import register_model
+
 LITE_MEAN = (0.5, 0.5, 0.5)
 LITE_STD = (0.5, 0.5, 0.5)
 """Input normalization of the EfficientNet-Lite ImageNet weights (images in [0, 1] → [-1, 1])."""
@@ -169,6 +171,7 @@ def adapt_input_conv(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
     return w * (weight.shape[1] / in_chans)
 
 
+@register_model("efficientnet_lite0", task="image")
 def efficientnet_lite0(
     pretrained: bool = True,
     in_chans: int = 3,

@@ -1,6 +1,6 @@
 """Model registries, in timm's style: ``create_model(name, **kw)`` and ``list_models()``.
 
-Two registries: :data:`MODELS` (image, tile, sketch, sketch-map and fusion encoders; tagged
+Two registries: :data:`MODELS` (image backbones, tile, sketch, sketch-map and fusion encoders; tagged
 with the ``task`` they serve) and :data:`LOCATION_ENCODERS` ((lon, lat) → vector modules).
 Modules listed here register their entries when first needed.
 """
@@ -16,7 +16,7 @@ from geoseek.registry import Registry
 MODELS: Registry[nn.Module] = Registry(
     "model",
     modules=[
-        "geoseek.encoders.image",
+        "geoseek.encoders.backbones",
         "geoseek.encoders.tiles",
         "geoseek.encoders.sketch_image",
         "geoseek.encoders.sketchmap",

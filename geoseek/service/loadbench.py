@@ -7,7 +7,7 @@ Builds (or reuses) a collection of unit vectors with random footprints, starts
 HTTP round trip), requests/s and the error count per mode.
 
 Vectors (``--data``): ``clustered`` (default) draws items and query vectors from the gaussian
-mixture of the index benchmark (:func:`geoseek.index.benchmark.clustered_vectors`), which has
+mixture of the index benchmark (:func:`geoseek.collection.benchmark.clustered_vectors`), which has
 the neighbourhood structure of real embeddings; ``random`` draws structureless unit vectors,
 the worst case for an approximate index (its recall calibration ends at scanning every cell).
 
@@ -76,7 +76,7 @@ DATA = ("clustered", "random")
 def bench_vectors(data: str, n: int, dim: int, seed: int) -> np.ndarray:
     """(n, dim) float32 unit vectors: ``clustered`` (gaussian mixture) or ``random`` (uniform on the sphere)."""
     if data == "clustered":
-        from geoseek.index.benchmark import clustered_vectors
+        from geoseek.collection.benchmark import clustered_vectors
 
         return clustered_vectors(n, dim, seed)
     if data != "random":

@@ -44,7 +44,7 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from geoseek.errors import InvalidInputError
-from geoseek.sources.layers import LAYER_INDEX, LAYER_NAMES, LAYERS, NUM_LAYERS
+from geoseek.sources.layers import LAYER_INDEX, LAYER_NAMES, LAYERS
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "sketch-map.schema.json"
 MAX_FEATURES = 5000
