@@ -20,7 +20,7 @@ import hashlib
 import io
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -259,7 +259,9 @@ def ensure_sketch_features(data: SketchImageData, progress: bool = True) -> Sket
 # -------------------------------------------------------------------------------- train task
 @dataclass
 class TaskConfig:
-    classes_per_batch: int = 6
+    """The training recipe. Defaults: the one behind the reported models (docs/sketch-image.md)."""
+
+    classes_per_batch: int = 8
     per_class: int = 4
     margin: float = 0.2
     cross_weight: float = 1.0
@@ -268,14 +270,16 @@ class TaskConfig:
     val_queries: int = 300
     miner: str = "batchhard"
     """Triplet loss only: "batchhard" or "semihard" (FaceNet, with hard fallback)."""
-    loss: str = "triplet"
+    loss: str = "infonce"
     """"triplet": mined triplets on [RT] and on cross scores (the paper; collapses from scratch here);
     "infonce": class-aware multi-positive InfoNCE on [RT] and on the in-batch cross-score matrix."""
     temperature: float = 0.07
-    instance_weight: float = 0.0
+    instance_weight: float = 1.0
     """InfoNCE only: weight of an instance-level term pairing each synthesized sketch with its own source image."""
-    instance_pairs: bool = False
+    instance_pairs: bool = True
     """Draw each synthesized sketch from the very image it is paired with (else from another image of the class)."""
+    cross_anchors: int = 8
+    """InfoNCE only: sketches per batch whose cross scores against every batch image are computed (cost ∝ anchors × batch)."""
     feature_aug: bool = True
     """Rotate / flip the 7×7 backbone feature grids with the same dihedral transform as the ink."""
 
@@ -372,14 +376,15 @@ class SketchImageTask:
                 loss = loss + self.tc.instance_weight * l_in
                 scalars["inst"] = float(l_in.detach())
             if self.tc.cross_weight > 0:
-                b = len(es)
-                ai = torch.arange(b).repeat_interleave(b)
-                bi = torch.arange(b).repeat(b)
-                cs = m.cross_score(s_tok[ai], i_tok[bi]).view(b, b) / self.tc.temperature
                 from geoseek.losses import multi_positive_nce
 
-                pos = y[:, None] == y[None, :]
-                l_x = 0.5 * (multi_positive_nce(cs, pos) + multi_positive_nce(cs.T, pos.T))
+                b = len(es)
+                anchors = torch.from_numpy(self.rng.permutation(b)[: max(1, min(self.tc.cross_anchors, b))])
+                na = len(anchors)
+                ai = anchors.repeat_interleave(b)
+                bi = torch.arange(b).repeat(na)
+                cs = m.cross_score(s_tok[ai], i_tok[bi]).view(na, b) / self.tc.temperature
+                l_x = multi_positive_nce(cs, y[anchors][:, None] == y[None, :])
                 loss = loss + self.tc.cross_weight * l_x
                 scalars["cross"] = float(l_x.detach())
         else:
@@ -587,7 +592,7 @@ def train_fold(
     out: str | Path,
     steps: int = 1500,
     lr: float = 5e-4,
-    model_name: str = "mlagt",
+    model_name: str = "mlagt-fused",
     model_config: dict[str, Any] | None = None,
     task_cfg: TaskConfig | None = None,
     seed: int = 0,
@@ -606,7 +611,8 @@ def train_fold(
     config = dict(DEFAULT_MODEL_CONFIG, **(model_config or {}))
     model = create_model(model_name, **config)
     task = SketchImageTask(model, data, fold, config, task_cfg, model_name=model_name, seed=seed)
-    cfg = FitConfig(steps=steps, lr=lr, warmup=min(100, steps // 10), validate_every=min(validate_every, steps), monitor="val_map", seed=seed, threads=threads)
+    cfg = FitConfig(steps=steps, lr=lr, warmup=min(100, steps // 10), validate_every=min(validate_every, steps), monitor="val_map", seed=seed,
+                    threads=threads, extra={"task": asdict(task.tc)})
     result = fit(
         task,
         cfg,

@@ -228,8 +228,8 @@ def test_sketch_map_search_over_the_offline_basemap(sketch_scenes: Path, osm_til
 def test_sketch_and_image_tools_send_uploads(app, client, shared_data: Path, page) -> None:
     """The free-hand sketch and image-upload tools, with their endpoints stubbed in the browser:
     the page posts a PNG of the canvas / the chosen file as multipart with k (and the map
-    centre for a located image), and shows the answer. (Their real endpoints need trained
-    models; the API tests of those capabilities cover the server side.)"""
+    centre for a located image), and shows the answer. The real endpoints are driven by
+    :func:`test_sketch_and_image_search_with_the_default_models`."""
     canned = client.post("/collections/scenes/search", json={"id": "beach/beach00", "k": 5}).json()
     posted: dict[str, bytes] = {}
 
@@ -273,3 +273,85 @@ def test_sketch_and_image_tools_send_uploads(app, client, shared_data: Path, pag
         assert b'name="file"; filename="beach07.jpg"' in body and b"image/jpeg" in body
         assert b'name="lon"' in body and b'name="lat"' in body and b'name="geo_weight"' in body
         assert page.locator("#results li[data-id]").count() == 5
+
+
+@pytest.fixture(scope="module")
+def model_collections(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Small real collections built with the shipped default models: UC Merced scenes for
+    sketch search (3 classes × 3 images, no locations) and located UC Merced scenes for image
+    search (6 images on a grid near Malta; synthetic locations, the images are real)."""
+    import numpy as np
+    from PIL import Image
+
+    from geoseek.checkpoint import load_model, resolve_checkpoint
+    from geoseek.gimi import build_collection
+    from geoseek.sketch_image import build_image_collection
+    from geoseek.sources.geo_image_dataset import GeoImageDataset, GeoImageSample
+
+    tmp = tmp_path_factory.mktemp("model-collections")
+    src = shared_data / "imagery" / "ucmerced"
+    folder = tmp / "ucm"
+    for cls in ("airplane", "beach", "river"):
+        (folder / cls).mkdir(parents=True)
+        for p in sorted((src / cls).glob("*.jpg"))[:3]:
+            (folder / cls / p.name).symlink_to(p)
+    build_image_collection(folder, tmp / "sketch-scenes", model="default", progress=False)
+
+    ckpt = resolve_checkpoint("default", "geo-image")
+    size = int(load_model(ckpt)[1]["config"]["image_size"])
+    samples, images = [], []
+    for i, (cls, name) in enumerate([("beach", "beach00"), ("beach", "beach01"), ("river", "river00"),
+                                     ("river", "river01"), ("airplane", "airplane00"), ("airplane", "airplane01")]):
+        lon, lat = 14.40 + 0.02 * (i % 3), 35.88 + 0.02 * (i // 3)
+        samples.append(GeoImageSample(name, "ucmerced", "raster-chip", (lon, lat),
+                                      (lon - 0.005, lat - 0.005, lon + 0.005, lat + 0.005), cls, (i // 3, i % 3), "test"))
+        with Image.open(src / cls / f"{name}.jpg") as im:
+            images.append(np.asarray(im.convert("RGB").resize((size, size), Image.BILINEAR)))
+    build_collection(GeoImageDataset(samples, np.stack(images), {"image_size": size}), ckpt, tmp / "located",
+                     progress=False)
+    return {"ucm": tmp / "sketch-scenes", "located": tmp / "located"}
+
+
+def test_sketch_and_image_search_with_the_default_models(model_collections: dict[str, Path], shared_data: Path,
+                                                         page) -> None:
+    """The free-hand sketch and the image upload against their real endpoints and shipped models:
+    draw on the canvas → POST /search/sketch → ranked scenes; upload a photo at the map centre →
+    POST /search/image → ranked located images as footprints on the map."""
+    from geoseek.service.app import create_app
+
+    app = create_app(model_collections)
+    with _Server(app) as url:
+        page.goto(url + "/")
+        page.wait_for_selector("body[data-ready='1']")
+        page.select_option("#collection", "ucm")
+        page.locator("#tool-tabs button", has_text="Sketch").first.click()
+        box = page.locator("#sketch-canvas").bounding_box()
+        page.mouse.move(box["x"] + 30, box["y"] + 100)  # a runway-like stroke and a cross stroke
+        page.mouse.down()
+        for i in range(1, 16):
+            page.mouse.move(box["x"] + 30 + 12 * i, box["y"] + 100 - 2 * i)
+        page.mouse.up()
+        page.mouse.move(box["x"] + 100, box["y"] + 40)
+        page.mouse.down()
+        for i in range(1, 10):
+            page.mouse.move(box["x"] + 100 + 3 * i, box["y"] + 40 + 14 * i)
+        page.mouse.up()
+        page.click("#sketch-search")
+        page.wait_for_function("document.querySelector('#results-title').textContent.startsWith('Sketch:')")
+        assert page.locator("#error").is_hidden()
+        assert page.locator("#results li[data-id]").count() == 9  # every scene, ranked (k = 10 > 9)
+        ids = page.evaluate("[...document.querySelectorAll('#results li[data-id]')].map(li => li.dataset.id)")
+        assert len(set(ids)) == 9 and all(i.split("/")[0] in {"airplane", "beach", "river"} for i in ids)
+        _screenshot(page, "service-sketch.png")
+
+        page.select_option("#collection", "located")
+        page.locator("#tool-tabs button", has_text="Image").click()
+        page.set_input_files("#image-file", str(shared_data / "imagery" / "ucmerced" / "beach" / "beach07.jpg"))
+        page.check("#image-located")
+        page.click("#image-search")
+        page.wait_for_function("document.querySelector('#results-title').textContent.startsWith('Image beach07.jpg')")
+        assert page.locator("#error").is_hidden()
+        assert page.locator("#results li[data-id]").count() == 6
+        assert page.evaluate("geoseek.results.getFeatures().length") == 6  # footprints on the map
+        page.wait_for_timeout(300)
+        _screenshot(page, "service-image.png")
