@@ -145,3 +145,29 @@ def test_evaluation_metrics_figure_and_baselines(trained, tmp_path):
     assert Image.open(png).size[0] > 96 * 3
     s = summarize([r])
     assert s["unseen_map"] == round(r["unseen"]["map"], 2) and "seen_map" in s
+
+
+def test_training_recipes_infonce_instance_pairs_fused_and_triplet(trained):
+    import torch
+
+    from geoseek.encoders.registry import create_model
+    from geoseek.sketch_image import SketchImageTask, TaskConfig
+
+    _, _, data, _, _ = trained
+    fold = Fold(0, ["discs", "grid", "stripes"], [])
+    torch.manual_seed(0)
+    m = create_model("mlagt-tiny", sketch_input="fused")
+    task = SketchImageTask(m, data, fold, {}, TaskConfig(classes_per_batch=3, per_class=3, cross_anchors=4))
+    sk, skf, feats, y, inst = task._batch()
+    assert skf is not None and skf.shape == (9, 1280, 7, 7) and data.sketch_features is not None
+    assert (inst >= 0).all()  # no Quick, Draw! here: every sketch is paired with its own source image
+    loss, scalars = task.loss(0)
+    loss.backward()
+    assert torch.isfinite(loss) and {"rt", "inst", "cross", "s_cos", "i_cos"} <= set(scalars)
+    assert m.sketch_proj[1].weight.grad is not None and m.cross[0].attn_s.q.weight.grad is not None
+    # the paper's triplet recipe still runs
+    t2 = SketchImageTask(create_model("mlagt-tiny"), data, fold, {}, TaskConfig(loss="triplet", instance_pairs=False, classes_per_batch=3, per_class=3))
+    loss, scalars = t2.loss(0)
+    assert torch.isfinite(loss) and "inst" not in scalars
+    with pytest.raises(ValueError):
+        SketchImageTask(create_model("mlagt-tiny"), data, fold, {}, TaskConfig(loss="nope"))

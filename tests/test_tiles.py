@@ -51,6 +51,39 @@ def test_train_writes_checkpoint_with_metrics(built):
     assert Path(str(built[0]) + ".last").is_file()  # resumable state
 
 
+def test_train_mining_all_with_retrieval_validation(helsinki, tmp_path):
+    """--mining all (every valid in-batch negative) and --val-retrieval (land-use P@10, land use
+    hidden, on z17 tiles of the training area) select the checkpoint by ``val_p10``."""
+    from geoseek.checkpoint import read_checkpoint
+
+    model = tmp_path / "m.pt"
+    rc = main(["train", "tiles", str(helsinki), "--out", str(model), "--steps", "2", "--batch", "4",
+               "--validate-every", "1", "--val-triplets", "4", "--d-neg", "600", "--split-holdout", "0",
+               "--hard-after", "1", "--size", "64", "--mining", "all", "--val-retrieval", "30", "--json"])
+    assert rc == 0
+    payload = read_checkpoint(model)
+    m = payload["metrics"]
+    assert 0.0 <= m["val_p10"] <= 1.0 and 0.0 <= m["val_raw_p10"] <= 1.0
+    assert payload["train"]["monitor"] == "val_p10" and payload["data"]["task"]["mining"] == "all"
+
+
+def test_training_block_tiles_stay_out_of_held_out_blocks(helsinki):
+    from geoseek.sources.render import xyz_bounds_m
+    from geoseek.sources.tile_sampler import SpatialSplit
+    from geoseek.tiles import load_features, training_block_tiles
+
+    split = SpatialSplit(block_m=500, holdout=0.5)
+    tiles, labels, centers = training_block_tiles(load_features(helsinki), split, 25)
+    assert len(tiles) == len(labels) == len(centers) and 0 < len(tiles) <= 25
+    assert all(labels) and tiles.dtype == np.uint8
+    from geoseek.sources.layers import LAND_USE_LAYERS, LAYER_INDEX
+
+    assert not tiles[:, [LAYER_INDEX[n] for n in LAND_USE_LAYERS]].any()  # land use hidden
+    from geoseek.geo import lonlat_to_mercator_m
+
+    assert not split.held_out_xy(lonlat_to_mercator_m(centers)).any()
+
+
 def test_build_stores_tiles_with_footprints_labels_thumbnails(built):
     from PIL import Image
 

@@ -106,3 +106,24 @@ def test_fast_candidate_rerank_matches_full_cross_attention():
     for q in range(3):
         full = m.cross_score(st[q : q + 1], it[cand[q]])
         assert torch.allclose(fast[q], full, atol=1e-5)
+
+
+def test_fused_sketch_tokens_add_backbone_features_to_conv_tokens():
+    from geoseek.encoders.sketch_image import sketch_backbone_features
+
+    torch.manual_seed(0)
+    m = create_model("mlagt-tiny", sketch_input="fused").eval()
+    assert m.needs_sketch_features and not create_model("mlagt-tiny").needs_sketch_features
+    x = (torch.rand(2, 1, 112, 112) > 0.9).float()
+    feats = sketch_backbone_features(x)
+    assert feats.shape == (2, 1280, 7, 7)
+    with torch.no_grad():
+        a = m.sketch_tokens(x)  # features computed inside
+        b = m.sketch_tokens(x, feats)  # precomputed (how training runs)
+        c = m.sketch_tokens(x, torch.zeros_like(feats))
+    assert torch.allclose(a, b, atol=1e-5) and not torch.allclose(a, c, atol=1e-3)
+    assert "mlagt-fused" in list_models("sketch-image")
+    only = create_model("mlagt-tiny", sketch_input="backbone").eval()
+    assert only.sketch_tokenizer is None and only.embed_sketch(x, feats).shape == (2, 32)
+    with pytest.raises(ValueError):
+        MLAGT(sketch_input="strokes")
