@@ -95,6 +95,12 @@ class TileTrainConfig:
     """If > 0: also validate with our evaluation protocol (land use hidden, P@10 of land-use kNN,
     1 km exclusion) on up to this many labelled z17 tiles of the *training* blocks (``val_p10``,
     and ``val_raw_p10`` for raw-raster kNN on the same tiles); the held-out blocks stay unseen."""
+    land_use_aux: float = 0.0
+    """Weight of the masked land-use objective (0: off, pure Loc2Vec). A linear head on the
+    embedding predicts each training tile's land-use cover (the shares of its own land-use
+    channels, plus "none"), measured before ``drop_land_use`` blanked them: self-supervised
+    cross-channel prediction, so a tile seen without land use must still place itself by the
+    land use its buildings, roads and points imply. The head is dropped after training."""
     sampler: dict[str, Any] = field(default_factory=dict)
     """TripletConfig overrides: d_pos, d_neg, window_m, size, min_content; split_block_m, split_holdout."""
 
@@ -134,6 +140,11 @@ class TileTripletTask:
         if cfg.model == "tile-efficientnet-lite0":
             self.config["pretrained"] = False  # a checkpoint carries its own weights
         self.sampler = make_sampler(features, cfg.sampler)
+        self.aux: nn.Module | None = None
+        if cfg.land_use_aux > 0:
+            from geoseek.sources.layers import LAND_USE_LAYERS
+
+            self.aux = torch.nn.Linear(cfg.dim, len(LAND_USE_LAYERS) + 1)
         self.loss_fn = TripletMarginLoss(margin=cfg.margin, average_nonzero=True)
         self.seed = seed
         rng = np.random.default_rng(10_000 + seed)
@@ -157,12 +168,16 @@ class TileTripletTask:
         torch = self._torch
         rng = np.random.default_rng((self.seed, step))
         b = self.cfg.batch
-        if self.cfg.batch_negatives:
-            tiles, centers = self.sampler.sample_pairs(b, rng)
+        draw = self.sampler.sample_pairs if self.cfg.batch_negatives else self.sampler.sample
+        if self.aux is not None:
+            tiles, centers, cover = draw(b, rng, land_use=True)
         else:
-            tiles, centers = self.sampler.sample(b, rng)
+            tiles, centers = draw(b, rng)
         x = torch.from_numpy(tiles.reshape(-1, *tiles.shape[2:]))
         emb = self.model(x)
+        aux_loss = None
+        if self.aux is not None:
+            aux_loss = self.cfg.land_use_aux * land_use_loss(self.aux(emb), torch.from_numpy(cover.reshape(len(emb), -1)))
         anchor = torch.arange(b)
         pos = anchor + b
         stats: dict[str, float] = {}
@@ -192,14 +207,21 @@ class TileTripletTask:
                 d_an = (emb[trip.anchor] - emb[trip.negative]).norm(dim=1)
                 stats["acc"] = float((d_ap < d_an).float().mean()) if len(keep) else 0.0
                 stats["triplets"] = float(len(ai))
-            return loss, stats
+            return self._with_aux(loss, aux_loss, stats)
         trip = Triplets(anchor[keep], pos[keep], choice[keep])
         loss = self.loss_fn(emb, None, trip)
         with torch.no_grad():
             d_ap = (emb[trip.anchor] - emb[trip.positive]).norm(dim=1)
             d_an = (emb[trip.anchor] - emb[trip.negative]).norm(dim=1)
             stats["acc"] = float((d_ap < d_an).float().mean()) if len(keep) else 0.0
-        return loss, stats
+        return self._with_aux(loss, aux_loss, stats)
+
+    @staticmethod
+    def _with_aux(loss, aux_loss, stats: dict[str, float]):
+        if aux_loss is None:
+            return loss, stats
+        stats["aux"] = float(aux_loss.detach())
+        return loss + aux_loss, stats
 
     def validate(self) -> dict[str, float]:
         n = self.val_tiles.shape[1]
@@ -214,6 +236,18 @@ class TileTripletTask:
             out["val_p10"] = r["p_at_10"]
             out["val_raw_p10"] = self.val_raw["p_at_10"]
         return out
+
+
+def land_use_loss(logits: torch.Tensor, cover: torch.Tensor) -> torch.Tensor:
+    """Soft-target cross-entropy of predicted land-use logits (N, L+1) against measured cover
+    (N, L) in [0, 1]: the target is the cover with a "none" share (1 − Σ cover, at least 0)
+    appended, normalized to sum to 1."""
+    import torch
+
+    none = (1 - cover.sum(1, keepdim=True)).clamp_min(0)
+    target = torch.cat([cover, none], 1)
+    target = target / target.sum(1, keepdim=True).clamp_min(1e-6)
+    return -(target * torch.log_softmax(logits, 1)).sum(1).mean()
 
 
 def training_block_tiles(
@@ -255,8 +289,13 @@ def train_tiles(
     *,
     resume: bool = True,
     progress: bool = True,
+    init: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Train a tile encoder on ``region`` (OSM file) with :func:`geoseek.train.fit`; returns fit's summary."""
+    """Train a tile encoder on ``region`` (OSM file) with :func:`geoseek.train.fit`; returns fit's summary.
+
+    ``init``: start from this checkpoint's weights (path, or "default"; its model name and
+    config replace ``cfg.model`` and ``cfg.dim``), with a fresh optimizer and schedule.
+    """
     from geoseek.train import FitConfig, fit
 
     cfg = cfg or TileTrainConfig()
@@ -265,10 +304,20 @@ def train_tiles(
         from dataclasses import replace
 
         fit_cfg = replace(fit_cfg, monitor="val_p10")
+    start = None
+    if init is not None:
+        from dataclasses import replace
+
+        from geoseek.checkpoint import load_model
+
+        start, payload = load_model(init, TASK) if str(init) == "default" else load_model(init)
+        cfg = replace(cfg, model=payload["model"], dim=int(payload["config"].get("dim", cfg.dim)))
     features = load_features(region)
     task = TileTripletTask(features, cfg, seed=fit_cfg.seed)
+    if start is not None:
+        task.model, task.config = start, dict(payload["config"])
     data = {"region": str(region), "source": Path(region).name, "split": task.sampler.cfg.to_dict()["split"],
-            "task": asdict(cfg)}
+            "task": asdict(cfg), **({"init": str(init)} if init is not None else {})}
     return fit(task, fit_cfg, out, data=data, resume=resume, progress=progress)
 
 

@@ -95,13 +95,18 @@ def fit(
         torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
     model = task.model
+    aux: nn.Module | None = getattr(task, "aux", None)  # training-only modules (heads dropped after training)
     trainable = params if params is not None else [p for p in model.parameters() if p.requires_grad]
+    if aux is not None and params is None:
+        trainable += [p for p in aux.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
     start, best, history = 0, None, []
     if resume and last.is_file():
         state = torch.load(last, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
+        if aux is not None:
+            aux.load_state_dict(state["aux"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
         start, best, history = state["step"], state["best"], state["history"]
@@ -113,6 +118,8 @@ def fit(
     running: dict[str, float] = {}
     for step in bar:
         model.train()
+        if aux is not None:
+            aux.train()
         loss, scalars = task.loss(step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -148,6 +155,7 @@ def fit(
             torch.save(
                 {
                     "model": model.state_dict(),
+                    **({"aux": aux.state_dict()} if aux is not None else {}),
                     "opt": opt.state_dict(),
                     "sched": sched.state_dict(),
                     "step": done,

@@ -157,3 +157,39 @@ def test_http_routes(built):
         assert r.status_code == 200 and r.headers["content-type"] == "image/png" and r.content[:4] == b"\x89PNG"
         assert client.get("/tiles/3/99/0.png").status_code == 422
         assert client.get("/collections/hel/arithmetic", params={"a": "1/2/3", "b": ids[0], "c": ids[1]}).status_code == 404
+
+
+def test_train_with_masked_land_use_objective_from_an_init_checkpoint(built, helsinki, tmp_path):
+    """--land-use-aux trains a land-use head beside the triplet loss (dropped from the
+    checkpoint); --init starts from another checkpoint's weights; resuming restores the head."""
+    import torch
+
+    from geoseek.checkpoint import read_checkpoint
+
+    model = tmp_path / "aux.pt"
+    args = ["train", "tiles", str(helsinki), "--out", str(model), "--batch", "4", "--validate-every", "1",
+            "--val-triplets", "4", "--d-neg", "600", "--split-holdout", "0", "--size", "64",
+            "--land-use-aux", "2", "--drop-land-use", "1", "--init", str(built[0]), "--json"]
+    assert main([*args, "--steps", "1"]) == 0
+    payload = read_checkpoint(model)
+    assert payload["data"]["task"]["land_use_aux"] == 2 and payload["data"]["init"] == str(built[0])
+    assert set(payload["state_dict"]) == set(read_checkpoint(built[0])["state_dict"])  # no head in the model
+    state = torch.load(str(model) + ".last", map_location="cpu", weights_only=False)
+    assert state["aux"]["weight"].shape == (8, 128)  # 7 land uses + "none"
+    assert main([*args, "--steps", "2"]) == 0  # resumes step 2 with the head's state
+    assert main([*args[:-3], "--land-use-aux", "-1", "--steps", "3", "--json"]) == 2
+
+
+def test_land_use_loss_is_minimal_at_the_measured_cover():
+    import torch
+
+    from geoseek.tiles import land_use_loss
+
+    cover = torch.tensor([[0.5, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0.25, 0, 0, 0.75]])
+    target = torch.cat([cover, (1 - cover.sum(1, keepdim=True)).clamp_min(0)], 1)
+    best = land_use_loss(torch.log(target + 1e-9), cover)
+    worse = land_use_loss(torch.zeros(2, 8), cover)
+    assert best < worse
+    logits = torch.zeros(2, 8, requires_grad=True)
+    land_use_loss(logits, cover).backward()
+    assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0

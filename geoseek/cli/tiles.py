@@ -34,14 +34,17 @@ def run_train(args: argparse.Namespace) -> int:
     cfg = TileTrainConfig(
         model=args.model, dim=args.dim, batch=args.batch, margin=args.margin,
         hard_negatives=not args.no_hard_negatives, hard_after=args.hard_after, val_triplets=args.val_triplets,
-        val_retrieval=args.val_retrieval, mining=args.mining,
+        val_retrieval=args.val_retrieval, mining=args.mining, land_use_aux=args.land_use_aux,
         batch_negatives=not args.rendered_negatives,
         sampler={"d_pos": args.d_pos, "d_neg": args.d_neg, "window_m": args.window_m, "size": args.size,
                  "split_block_m": args.split_block_m, "drop_land_use": args.drop_land_use, "split_holdout": args.split_holdout, "split": args.split_holdout > 0},
     )
     fit_cfg = FitConfig(steps=args.steps, lr=args.lr, validate_every=args.validate_every, threads=args.threads,
                         seed=args.seed, warmup=min(100, args.steps // 10))
-    summary = train_tiles(_region(args.region), args.out, cfg, fit_cfg, resume=not args.no_resume, progress=not args.json)
+    if args.land_use_aux < 0:
+        raise ValueError("--land-use-aux must be >= 0")
+    summary = train_tiles(_region(args.region), args.out, cfg, fit_cfg, resume=not args.no_resume,
+                          progress=not args.json, init=args.init)
     result = {"out": str(args.out), "steps": summary["steps"], "seconds": summary["seconds"], "best": summary["best"]}
     if args.json:
         emit_json(result)
@@ -163,6 +166,11 @@ def register(verbs: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--split-holdout", type=float, default=0.25, help="share of blocks held out for evaluation (0: none)")
     p.add_argument("--drop-land-use", type=float, default=0.5,
                    help="probability of blanking a tile's land-use channels in training (per tile)")
+    p.add_argument("--land-use-aux", type=float, default=0.0, metavar="W",
+                   help="weight of the masked land-use objective: a linear head on the embedding predicts each "
+                        "tile's own land-use cover, measured before --drop-land-use blanks it (0: pure Loc2Vec)")
+    p.add_argument("--init", metavar="CHECKPOINT", default=None,
+                   help="start from this checkpoint's weights (path or 'default'), fresh optimizer and schedule")
     p.add_argument("--val-triplets", type=int, default=200)
     p.add_argument("--val-retrieval", type=int, default=0,
                    help="also validate by land-use P@10 (land use hidden) on up to N z17 tiles of the training "

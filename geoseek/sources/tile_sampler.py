@@ -183,34 +183,38 @@ class TileTripletSampler:
             t = t[:, :, ::-1]
         return np.ascontiguousarray(t)
 
-    def sample_pairs(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def sample_pairs(self, n: int, rng: np.random.Generator, *, land_use: bool = False):
         """``n`` (anchor, positive) pairs: tiles (2, n, C, H, W) uint8, centers (2, n, 2).
 
         Negatives are then taken from the other pairs of the batch that are at least ``d_neg``
-        away (see :func:`far_enough`): a third fewer renders than :meth:`sample`.
+        away (see :func:`far_enough`): a third fewer renders than :meth:`sample`. With
+        ``land_use=True`` also returns each tile's land-use cover (2, n, L) float32, measured
+        *before* augmentation blanks it (:func:`land_use_cover`; L = len(LAND_USE_LAYERS)).
         """
-        tiles, centers = [], []
-        for _ in range(n):
-            lo, hi = self.cfg.window_m
-            size_m = lo + (hi - lo) * rng.random()
-            a, ta = self.anchor(rng, size_m)
-            p, tp = self.positive(rng, a, size_m)
-            tiles.append([self._augment(t, rng) for t in (ta, tp)])
-            centers.append([a, p])
-        return np.stack(tiles, 1), np.asarray(centers, np.float64).transpose(1, 0, 2)
+        return self._draw(n, rng, ("anchor", "positive"), land_use)
 
-    def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """``n`` triplets: tiles (3, n, C, H, W) uint8 and centers (3, n, 2) (lon, lat)."""
-        tiles, centers = [], []
+    def sample(self, n: int, rng: np.random.Generator, *, land_use: bool = False):
+        """``n`` triplets: tiles (3, n, C, H, W) uint8 and centers (3, n, 2) (lon, lat)
+        (and, with ``land_use=True``, their land-use cover (3, n, L) as in :meth:`sample_pairs`)."""
+        return self._draw(n, rng, ("anchor", "positive", "negative"), land_use)
+
+    def _draw(self, n: int, rng: np.random.Generator, roles: tuple[str, ...], land_use: bool):
+        tiles, centers, cover = [], [], []
         for _ in range(n):
             lo, hi = self.cfg.window_m
             size_m = lo + (hi - lo) * rng.random()
             a, ta = self.anchor(rng, size_m)
-            p, tp = self.positive(rng, a, size_m)
-            ng, tn = self.negative(rng, a, size_m)
-            tiles.append([self._augment(t, rng) for t in (ta, tp, tn)])
-            centers.append([a, p, ng])
-        return np.stack(tiles, 1), np.asarray(centers, np.float64).transpose(1, 0, 2)
+            drawn = [(a, ta)]
+            if "positive" in roles:
+                drawn.append(self.positive(rng, a, size_m))
+            if "negative" in roles:
+                drawn.append(self.negative(rng, a, size_m))
+            if land_use:
+                cover.append(land_use_cover(np.stack([t for _, t in drawn])))
+            tiles.append([self._augment(t, rng) for _, t in drawn])
+            centers.append([c for c, _ in drawn])
+        out = (np.stack(tiles, 1), np.asarray(centers, np.float64).transpose(1, 0, 2))
+        return (*out, np.stack(cover, 1)) if land_use else out
 
 
 def far_enough(centers_a: np.ndarray, centers_b: np.ndarray, d_neg: float) -> np.ndarray:
@@ -218,6 +222,15 @@ def far_enough(centers_a: np.ndarray, centers_b: np.ndarray, d_neg: float) -> np
     from geoseek.geo import pairwise_haversine_m
 
     return pairwise_haversine_m(centers_a, centers_b) >= d_neg
+
+
+def land_use_cover(tiles: np.ndarray) -> np.ndarray:
+    """Share of pixels (0–1) covered by each land-use layer: (..., C, H, W) → (..., L) float32,
+    L = len(LAND_USE_LAYERS), in that order."""
+    from geoseek.sources.layers import LAND_USE_LAYERS, LAYER_INDEX
+
+    t = np.asarray(tiles)[..., [LAYER_INDEX[n] for n in LAND_USE_LAYERS], :, :] > 0
+    return t.reshape(*t.shape[:-2], -1).mean(-1).astype(np.float32)
 
 
 def hide_land_use(tiles: np.ndarray) -> np.ndarray:

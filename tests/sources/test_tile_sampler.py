@@ -63,3 +63,29 @@ def test_far_enough_mask():
     a = np.array([[9.5, 47.0]])
     b = np.array([[9.5, 47.0], [9.5, 47.03]])  # 0 m and ~3.3 km
     assert far_enough(a, b, 2000).tolist() == [[False, True]]
+
+
+def test_land_use_cover_is_measured_before_land_use_is_blanked():
+    from geoseek.sources.layers import LAND_USE_LAYERS, LAYER_INDEX
+    from geoseek.sources.tile_sampler import land_use_cover
+
+    t = np.zeros((2, 14, 8, 8), np.uint8)
+    t[0, LAYER_INDEX["forest"], :4] = 255  # half the tile
+    t[1, LAYER_INDEX["water"], :2, :2] = 255  # 4 of 64 pixels
+    cover = land_use_cover(t)
+    assert cover.shape == (2, len(LAND_USE_LAYERS))
+    assert cover[0, LAND_USE_LAYERS.index("forest")] == 0.5 and cover[0].sum() == 0.5
+    assert cover[1, LAND_USE_LAYERS.index("water")] == 4 / 64
+
+    # every tile's land use is blanked, yet the cover returned is the tile's before blanking
+    buildings = [g for i in range(40) for j in range(40)
+                 for g in [box(9.5 + i * 0.002, 47.0 + j * 0.0014, 9.5008 + i * 0.002, 47.0005 + j * 0.0014)]]
+    park = box(9.49, 46.99, 9.5 + 40 * 0.002 + 0.01, 47.0 + 40 * 0.0014 + 0.01)
+    feats = features_from_geometries({"building": buildings, "park": [park]})
+    s = TileTripletSampler(feats, TripletConfig(split=None, size=32, drop_land_use=1.0))
+    tiles, centers, cover = s.sample_pairs(4, np.random.default_rng(0), land_use=True)
+    assert tiles.shape == (2, 4, 14, 32, 32) and cover.shape == (2, 4, len(LAND_USE_LAYERS))
+    assert not tiles[:, :, LAYER_INDEX["park"]].any()  # blanked
+    assert (cover[..., LAND_USE_LAYERS.index("park")] > 0.3).all()  # but measured
+    again = s.sample_pairs(4, np.random.default_rng(0))  # same draws without the cover
+    assert np.array_equal(again[0], tiles) and np.array_equal(again[1], centers)
