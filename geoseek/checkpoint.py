@@ -112,3 +112,35 @@ def file_checksum(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return "sha256:" + h.hexdigest()
+
+
+class ModelCache:
+    """Models loaded from checkpoint files, kept per (path, size, mtime) for the life of a process.
+
+    Thread-safe: a server's concurrent first requests load a model once (the others wait) rather
+    than each its own copy. Keeps the ``max_models`` most recently used models. The key is read
+    from the file's metadata, not hashed from its bytes, so a lookup costs one ``stat``.
+    """
+
+    def __init__(self, max_models: int = 4) -> None:
+        import threading
+        from collections import OrderedDict
+
+        self.max_models = max_models
+        self._models: OrderedDict[tuple[str, int, int], nn.Module] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, path: str | Path) -> nn.Module:
+        """The model of checkpoint ``path`` (eval mode), loading it on first use."""
+        p = Path(path)
+        st = p.stat()
+        key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+        with self._lock:
+            model = self._models.get(key)
+            if model is None:
+                model = load_model(p)[0]
+                self._models[key] = model
+                while len(self._models) > self.max_models:
+                    self._models.popitem(last=False)
+            self._models.move_to_end(key)
+            return model

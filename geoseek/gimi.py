@@ -49,6 +49,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from geoseek.checkpoint import ModelCache
 from geoseek.errors import InvalidInputError
 from geoseek.evaluate import ndcg_at_percent, per_query, rank_by_scores, relevance_from_labels, top_k_percent
 
@@ -424,20 +425,13 @@ def evaluate_gimi(
 
 
 # --------------------------------------------------------------------------------- search
-_MODELS: dict[str, Any] = {}
+_MODELS = ModelCache()
+"""The models of the collections searched in this process."""
 
 
 def collection_model(collection: Collection) -> GeoImageEncoder:
-    """The model stored with a geo-images collection (``model.pt``), cached per checksum."""
-    from geoseek.checkpoint import load_model
-
-    path = collection.file("model.pt")
-    key = f"{path}:{path.stat().st_mtime_ns}"
-    if key not in _MODELS:
-        model, _ = load_model(path)
-        _MODELS.clear()
-        _MODELS[key] = model
-    return _MODELS[key]
+    """The model stored with a geo-images collection (``model.pt``), cached per file (see ModelCache)."""
+    return _MODELS.get(collection.file("model.pt"))
 
 
 def image_to_array(image: Any) -> np.ndarray:
@@ -512,18 +506,24 @@ def search_image(
         return collection.search(q, k=k, filter=filter)[0]
     scale = float(geo_scale_m or collection.manifest.get("extra", {}).get("geo_scale_m", DEFAULT_GEO_SCALE_M))
     n = max(candidates, k)
-    pool = {h.item.id: h for h in collection.search(q, k=n, filter=filter)[0]}
+    # candidates by key, scored from the in-memory item columns: no Item is built for the
+    # ~1,000 candidates, only for the k hits returned (when they are read)
+    first = collection.search(q, k=n, filter=filter)[0]
+    pool = dict(zip(first.keys, first.scores))
     if filter is None or filter.radius is None:
         near = _Filter(bbox=filter.bbox if filter else None, radius=Radius(lonlat[0], lonlat[1], 5 * scale),
                        labels=filter.labels if filter else None)
-        for h in collection.search(q, k=n, filter=near)[0]:
-            pool.setdefault(h.item.id, h)
-    hits = list(pool.values())
-    if not hits:
+        second = collection.search(q, k=n, filter=near)[0]
+        for key, score in zip(second.keys, second.scores):
+            pool.setdefault(key, score)
+    if not pool:
         return []
-    scores = combined_scores(np.array([h.score for h in hits]), np.array([h.item.lonlat for h in hits]), lonlat, geo_weight, scale)
+    keys = np.fromiter(pool, dtype=np.int64, count=len(pool))
+    cache = collection.item_cache()
+    scores = combined_scores(np.fromiter(pool.values(), dtype=np.float64, count=len(pool)), cache.geo[keys, 4:6],
+                             lonlat, geo_weight, scale)
     order = np.argsort(-scores, kind="stable")[:k]
-    return [Hit(rank=r + 1, score=float(scores[i]), item=hits[i].item) for r, i in enumerate(order)]
+    return [Hit.lazy(r + 1, float(scores[i]), int(keys[i]), cache) for r, i in enumerate(order)]
 
 
 # ---------------------------------------------------------------------------------- build

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
+from geoseek.checkpoint import ModelCache
 from geoseek.encoders.sketch_image import IMAGE_SIZE, MLAGT, image_backbone_features
 from geoseek.errors import InvalidInputError
 from geoseek.sources.datasets import Fold, Sample, query_gallery_split, read_ucm_aid
@@ -748,18 +749,13 @@ def build_image_collection(
     return {"items": len(items), "seconds": time.perf_counter() - t0, "encode_seconds": t_feat, "tokens_bytes": int(tokens.nbytes)}
 
 
-_MODELS: dict[tuple[str, str], MLAGT] = {}
+_MODELS = ModelCache()
+"""The models of the collections searched in this process."""
 
 
 def collection_model(collection) -> MLAGT:
-    """The MLAGT stored in a collection (``files/model.pt``), cached per collection and checksum."""
-    from geoseek.checkpoint import load_model
-
-    key = (str(collection.path), str(collection.manifest.get("model_checksum", "")))
-    if key not in _MODELS:
-        net, _ = load_model(collection.file("model.pt"))
-        _MODELS[key] = net
-    return _MODELS[key]
+    """The MLAGT stored in a collection (``files/model.pt``), cached per file (see ModelCache)."""
+    return _MODELS.get(collection.file("model.pt"))
 
 
 @torch.no_grad()

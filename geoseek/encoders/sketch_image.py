@@ -32,6 +32,7 @@ tokens (N, 1 + T, dim) with [RT] first; embeddings (N, dim) L2-normalized.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 
 import torch
@@ -359,18 +360,23 @@ def mlagt_tiny(**kwargs) -> MLAGT:
 
 # --------------------------------------------------------------------------- image features
 _BACKBONE: dict[str, nn.Module] = {}
+_BACKBONE_LOCK = threading.RLock()
+"""Builds the cached backbones once per process: a server's concurrent first requests must not
+each load (or trace) their own copy."""
 
 
 def image_backbone():
     """The frozen ImageNet EfficientNet-Lite0 (cached per process, eval mode)."""
     if "lite0" not in _BACKBONE:
-        from geoseek.encoders.backbones import efficientnet_lite0
+        with _BACKBONE_LOCK:
+            if "lite0" not in _BACKBONE:
+                from geoseek.encoders.backbones import efficientnet_lite0
 
-        m = efficientnet_lite0(pretrained=True, num_classes=0)
-        m.eval()
-        for p in m.parameters():
-            p.requires_grad_(False)
-        _BACKBONE["lite0"] = m
+                m = efficientnet_lite0(pretrained=True, num_classes=0)
+                m.eval()
+                for p in m.parameters():
+                    p.requires_grad_(False)
+                _BACKBONE["lite0"] = m
     return _BACKBONE["lite0"]
 
 
@@ -394,7 +400,11 @@ def frozen_image_backbone() -> nn.Module | None:
 
     if os.environ.get("GEOSEEK_NO_JIT") == "1":
         return None
-    if "lite0-frozen" not in _BACKBONE:
+    if "lite0-frozen" in _BACKBONE:
+        return _BACKBONE["lite0-frozen"]
+    with _BACKBONE_LOCK:
+        if "lite0-frozen" in _BACKBONE:
+            return _BACKBONE["lite0-frozen"]
         try:
             with torch.no_grad():
                 example = torch.zeros(1, 3, IMAGE_SIZE, IMAGE_SIZE).contiguous(memory_format=torch.channels_last)

@@ -16,6 +16,11 @@ Modes (all on the same collection): ``vector`` (POST /search with a random vecto
 circle), ``item`` (POST /search by a random item id) and ``similar`` (GET /similar at a random
 item's centre).
 
+With ``--with COLLECTION...`` the same server also serves real collections, and the model-backed
+modes of :mod:`geoseek.service.loadmodes` run against those whose modality they need:
+``sketch`` (aerial images), ``sketch-map`` (OSM scenes), ``image`` (geo-located images, with a
+location) and ``near`` (OSM tiles). Their latency is mostly model inference, not the index.
+
 Besides the client-side latencies it reports the server process's CPU time per request (from
 /proc), which depends much less than latency on what else the machine is running.
 """
@@ -173,6 +178,10 @@ def _request_factory(mode: str, dim: int, n: int, rng: np.random.Generator,
     return make
 
 
+class _StaleConnection(ConnectionError):
+    """The server closed the connection before answering any byte of the request."""
+
+
 class _Connection:
     """One keep-alive HTTP/1.1 connection on asyncio streams: a lean load generator (like wrk),
     so the clients spend little of the machine's CPU that the server under test needs."""
@@ -183,19 +192,39 @@ class _Connection:
         self.writer: asyncio.StreamWriter | None = None
 
     async def request(self, method: str, path: str, payload: Any) -> tuple[int, bytes]:
+        """One request; like any HTTP client, a kept-alive connection that the server closed
+        while it was idle (uvicorn's keep-alive timeout) is reopened once and the request resent."""
+        reused = self.writer is not None
+        try:
+            return await self._request(method, path, payload)
+        except (ConnectionError, asyncio.IncompleteReadError) as exc:
+            if not reused or not isinstance(exc, _StaleConnection):
+                raise
+            await self.close()
+            return await self._request(method, path, payload)
+
+    async def _request(self, method: str, path: str, payload: Any) -> tuple[int, bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        from geoseek.service.loadmodes import RawBody
+
+        ctype = "application/json"
         if method == "GET":
             target, body = f"{path}?{urlencode(payload)}", b""
+        elif isinstance(payload, RawBody):
+            target, body, ctype = path, payload.data, payload.content_type
         else:
             target, body = path, json.dumps(payload).encode()
         head = (f"{method} {target} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+                f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\n\r\n")
         self.writer.write(head.encode() + body)
         assert self.reader is not None
-        status_line = await self.reader.readline()
+        try:
+            status_line = await self.reader.readline()
+        except ConnectionResetError as exc:
+            raise _StaleConnection(f"the server reset the connection: {exc}") from None
         if not status_line:
-            raise ConnectionError("the server closed the connection")
+            raise _StaleConnection("the server closed the connection")
         status = int(status_line.split()[1])
         length, close = None, False
         while True:
@@ -225,10 +254,8 @@ class _Connection:
         self.reader = self.writer = None
 
 
-async def _run_mode(host: str, port: int, mode: str, dim: int, n: int, clients: int, seconds: float,
-                    max_requests: int, warmup: int, seed: int, data: str = "clustered") -> ModeResult:
-    rng = np.random.default_rng(seed)
-    make = _request_factory(mode, dim, n, rng, data)
+async def _run_mode(host: str, port: int, mode: str, make: Callable[[], tuple[str, str, Any]], clients: int,
+                    seconds: float, max_requests: int, warmup: int) -> ModeResult:
     latencies: list[float] = []
     error_samples: list[str] = []
     errors = 0
@@ -285,22 +312,34 @@ async def _run_mode(host: str, port: int, mode: str, dim: int, n: int, clients: 
 
 def run_load(collection: Path, *, n: int, dim: int, clients: int = 16, seconds: float = 15.0, max_requests: int = 5000,
              modes: Sequence[str] = MODES, warmup: int = 50, seed: int = 0, data: str = "clustered",
-             workers: int = 1) -> list[ModeResult]:
-    """Serve ``collection`` as ``bench`` on 127.0.0.1 in a subprocess (``workers`` processes) and load it mode by mode."""
+             workers: int = 1, extra: dict[str, Path] | None = None, model_modes: dict[str, str] | None = None,
+             data_dir: Path | None = None) -> list[ModeResult]:
+    """Serve ``collection`` as ``bench`` on 127.0.0.1 in a subprocess (``workers`` processes) and load it mode by mode.
+
+    ``extra`` {name: path} are served beside it; ``model_modes`` {mode: served name} then run
+    the model-backed modes of :mod:`geoseek.service.loadmodes` after the vector ones.
+    """
+    from geoseek.service.loadmodes import MODEL_MODES
+
+    extra, model_modes = dict(extra or {}), dict(model_modes or {})
     port = _free_port()
     env = dict(os.environ)
     env.pop("GEOSEEK_TOKEN", None)
-    cmd = [sys.executable, "-m", "geoseek", "serve", f"bench={collection}", "--host", "127.0.0.1", "--port", str(port),
+    cmd = [sys.executable, "-m", "geoseek", "serve", f"bench={collection}", *(f"{k}={v}" for k, v in extra.items()),
+           "--host", "127.0.0.1", "--port", str(port),
            "--log-level", "warning", "--token-env", "GEOSEEK_BENCH_NO_TOKEN", "--workers", str(workers)]
     server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base, server)
         results = []
-        for i, m in enumerate(modes):
+        plan = [(m, _request_factory(m, dim, n, np.random.default_rng(seed + 1000 + i), data)) for i, m in enumerate(modes)]
+        for i, (m, cname) in enumerate(model_modes.items()):
+            factory = MODEL_MODES[m][1]
+            plan.append((m, factory(cname, extra[cname], np.random.default_rng(seed + 2000 + i), data_dir)))
+        for m, make in plan:
             cpu0 = tree_cpu_s(server.pid)
-            r = asyncio.run(_run_mode("127.0.0.1", port, m, dim, n, clients, seconds, max_requests, warmup, seed + 1000 + i,
-                                     data))
+            r = asyncio.run(_run_mode("127.0.0.1", port, m, make, clients, seconds, max_requests, warmup))
             # warm-up requests are included in the CPU time, so count them too
             r.server_cpu_ms = (tree_cpu_s(server.pid) - cpu0) * 1000 / max(r.requests + warmup, 1)
             results.append(r)
@@ -371,21 +410,57 @@ def main(args: Any) -> dict[str, Any]:
                 from geoseek.errors import InvalidInputError
 
                 raise InvalidInputError(f"unknown mode {m!r}; modes are {', '.join(MODES)}")
+        extra = _served_collections(getattr(args, "with_collections", None) or [])
+        from geoseek.service.loadmodes import modes_for
+
+        model_modes = modes_for(extra)
+        if extra and not model_modes:
+            from geoseek.errors import InvalidInputError
+
+            raise InvalidInputError("--with: none of these collections is of a modality a model mode queries "
+                                    "(aerial-image, osm-scenes, geo-images, osm-tiles)")
+        data_dir = Path(args.data_dir) if getattr(args, "data_dir", None) else None
+        if data_dir is None and "sketch" in model_modes:
+            from geoseek.cli._util import default_data_dir
+
+            data_dir = default_data_dir()
         results = run_load(collection, n=n, dim=dim, clients=args.clients, seconds=args.seconds,
                            max_requests=args.requests, modes=modes, seed=args.seed, data=data,
-                           workers=args.workers)
+                           workers=args.workers, extra=extra, model_modes=model_modes, data_dir=data_dir)
     finally:
         if tmp is not None:
             tmp.cleanup()
     print(format_table(results, clients=args.clients, n=n, dim=dim, workers=args.workers), flush=True)
     out = {"n": n, "dim": dim, "data": data, "workers": args.workers, "clients": args.clients, "build_s": round(t_build, 1), "modes": [r.to_json() for r in results]}
     for r in results:
-        key = r.mode.replace("+", "_")
+        key = r.mode.replace("+", "_").replace("-", "_")
         out[f"{key}_p50_ms"] = round(r.p50_ms, 2)
         out[f"{key}_p99_ms"] = round(r.p99_ms, 2)
         out[f"{key}_errors"] = r.errors
         out[f"{key}_server_cpu_ms"] = round(r.server_cpu_ms, 2)
     out["errors"] = sum(r.errors for r in results)
+    return out
+
+
+def _served_collections(specs: Sequence[str]) -> dict[str, Path]:
+    """``NAME=PATH`` or ``PATH`` (named by its folder) or a folder of collections → {name: path}."""
+    from geoseek.errors import InvalidInputError, NotFoundError
+
+    out: dict[str, Path] = {}
+    for spec in specs:
+        name, sep, raw = spec.partition("=")
+        p = Path(raw if sep else spec)
+        if not p.exists():
+            raise NotFoundError(f"--with: no such collection or folder: {p}")
+        if not sep and not (p / "manifest.json").is_file():  # a folder of collections (e.g. .demo)
+            found = {c.name: c for c in sorted(p.iterdir()) if (c / "manifest.json").is_file()}
+            if not found:
+                raise InvalidInputError(f"--with: {p} is neither a collection nor a folder of collections")
+            out.update(found)
+        else:
+            out[name if sep else p.name] = p
+    if "bench" in out:
+        raise InvalidInputError("--with: the name 'bench' is the benchmark's own collection; rename it (NAME=PATH)")
     return out
 
 
@@ -402,6 +477,12 @@ def add_arguments(p: Any) -> None:
                         "random (structureless, the worst case for an approximate index)")
     p.add_argument("--workers", type=int, default=2,
                    help="server processes (`geoseek serve --workers`; default 2, one per core of the reference machine)")
+    p.add_argument("--with", dest="with_collections", nargs="+", metavar="COLLECTION",
+                   help="also serve these real collections (NAME=PATH, PATH, or a folder of collections such as "
+                        "the demo's .demo) and load them with the model-backed modes sketch, sketch-map, image, "
+                        "near (each where a collection of its modality is given)")
+    p.add_argument("--data-dir", default=None,
+                   help="the shared data folder, for the sketch mode's Quick, Draw! strokes (default ../shared/data)")
     p.add_argument("--seed", type=int, default=0)
 
 

@@ -68,6 +68,46 @@ def test_bench_load_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["bench", "load", "--modes", "nope", "--n", "10", "--collection", str(tmp_path / "bench")]) == 2
 
 
+def test_bench_load_model_modes_on_real_collections(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                   sketch_scenes: Path, osm_tiles: Path) -> None:
+    """``--with``: real collections served beside the benchmark's, loaded by the model-backed
+    modes whose modality they have (sketch maps on OSM scenes, "near" on OSM tiles)."""
+    rc = main(["bench", "load", "--n", "200", "--dim", "16", "--clients", "2", "--seconds", "0.5", "--requests", "6",
+               "--modes", "vector", "--collection", str(tmp_path / "bench"), "--workers", "1",
+               "--with", f"scenes={sketch_scenes}", str(osm_tiles), "--json"])
+    assert rc == 0
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [m["mode"] for m in figures["modes"]] == ["vector", "sketch-map", "near"]
+    assert figures["errors"] == 0 and figures["sketch_map_errors"] == 0
+    for m in figures["modes"]:
+        assert 0 < m["requests"] <= 6 and 0 < m["p50_ms"] <= m["p99_ms"]
+    rc = main(["bench", "load", "--n", "200", "--dim", "16", "--collection", str(tmp_path / "bench"),
+               "--with", str(tmp_path / "nowhere")])
+    assert rc == 2 and "no such collection" in capsys.readouterr().err
+    rc = main(["bench", "load", "--n", "200", "--dim", "16", "--collection", str(tmp_path / "bench"),
+               "--with", f"bench={osm_tiles}"])
+    assert rc == 2
+
+
+def test_multipart_body_is_parsed_by_the_service_stack() -> None:
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from geoseek.service.loadmodes import multipart
+
+    async def echo(request):  # the form parser FastAPI's File / Form parameters use
+        form = await request.form()
+        f = form["file"]
+        return JSONResponse({"name": f.filename, "size": len(await f.read()), "lon": form["lon"], "type": f.content_type})
+
+    body = multipart({"lon": "14.5"}, {"file": ("q.png", b"\x89PNG....", "image/png")})
+    r = TestClient(Starlette(routes=[Route("/echo", echo, methods=["POST"])])).post(
+        "/echo", content=body.data, headers={"content-type": body.content_type})
+    assert r.status_code == 200 and r.json() == {"name": "q.png", "size": 8, "lon": "14.5", "type": "image/png"}
+
+
 def test_serve_workers_share_settings_and_token(tmp_path: Path) -> None:
     """``--workers 2``: both worker processes serve the collection and require the token from the environment."""
     import os
