@@ -79,6 +79,8 @@ class TileTrainConfig:
 
     model: str = "tile-cnn"
     dim: int = 128
+    model_config: dict[str, Any] = field(default_factory=dict)
+    """More constructor arguments of the model (e.g. ``{"input_pool": 2}``)."""
     batch: int = 32
     margin: float = 0.3
     hard_negatives: bool = True
@@ -133,7 +135,7 @@ class TileTripletTask:
 
         self.cfg = cfg
         self.model_name = cfg.model
-        self.config = {"dim": cfg.dim}
+        self.config = {"dim": cfg.dim, **cfg.model_config}
         if cfg.model == "tile-efficientnet-lite0":
             self.config["pretrained"] = True
         self.model = MODELS.create(cfg.model, **self.config)

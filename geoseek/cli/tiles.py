@@ -31,8 +31,11 @@ def run_train(args: argparse.Namespace) -> int:
 
     if args.steps <= 0 or args.batch <= 1:
         raise ValueError("--steps must be > 0 and --batch > 1")
+    if args.input_pool is not None and args.input_pool < 1:
+        raise ValueError("--input-pool must be >= 1")
     cfg = TileTrainConfig(
         model=args.model, dim=args.dim, batch=args.batch, margin=args.margin,
+        model_config={"input_pool": args.input_pool} if args.input_pool else {},
         hard_negatives=not args.no_hard_negatives, hard_after=args.hard_after, val_triplets=args.val_triplets,
         val_retrieval=args.val_retrieval, mining=args.mining, land_use_aux=args.land_use_aux,
         batch_negatives=not args.rendered_negatives,
@@ -148,6 +151,8 @@ def register(verbs: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--out", type=Path, default=Path("tiles-model.pt"), help="checkpoint path (resumes from OUT.last)")
     p.add_argument("--model", default="tile-cnn", help="tile encoder: tile-cnn or tile-efficientnet-lite0")
     p.add_argument("--dim", type=int, default=128)
+    p.add_argument("--input-pool", type=int, default=None, metavar="P",
+                   help="average-pool the input tiles by P first (tile-cnn default 2, tile-efficientnet-lite0 1)")
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--batch", type=int, default=32, help="triplets per step")
     p.add_argument("--lr", type=float, default=2e-3)

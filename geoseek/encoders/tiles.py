@@ -59,16 +59,17 @@ class TileEfficientNet(nn.Module):
     ``dim=0`` keeps the 1280-d pooled features (the "ImageNet, no training" baseline).
     """
 
-    def __init__(self, in_chans: int = NUM_LAYERS, dim: int = 128, pretrained: bool = True) -> None:
+    def __init__(self, in_chans: int = NUM_LAYERS, dim: int = 128, pretrained: bool = True, input_pool: int = 1) -> None:
         super().__init__()
         from geoseek.encoders.backbones import efficientnet_lite0
 
+        self.pool = nn.AvgPool2d(input_pool) if input_pool > 1 else nn.Identity()
         self.backbone = efficientnet_lite0(pretrained=pretrained, in_chans=in_chans, num_classes=0)
         self.head = nn.Linear(1280, dim) if dim else nn.Identity()
         self.dim = dim or 1280
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = (_as_float(x) - 0.5) / 0.5
+        x = (self.pool(_as_float(x)) - 0.5) / 0.5
         return F.normalize(self.head(self.backbone(x)), dim=1)
 
 
@@ -81,5 +82,9 @@ def tile_cnn(
 
 
 @register_model("tile-efficientnet-lite0", task="tiles")
-def tile_efficientnet_lite0(in_chans: int = NUM_LAYERS, dim: int = 128, pretrained: bool = True) -> TileEfficientNet:
-    return TileEfficientNet(in_chans, dim, pretrained)
+def tile_efficientnet_lite0(
+    in_chans: int = NUM_LAYERS, dim: int = 128, pretrained: bool = True, input_pool: int = 1
+) -> TileEfficientNet:
+    """EfficientNet-Lite0 (ImageNet) on layer tiles; ``input_pool`` averages the input first
+    (2: 128-px tiles are seen at 64 px, 4× cheaper)."""
+    return TileEfficientNet(in_chans, dim, pretrained, input_pool)

@@ -50,3 +50,20 @@ def test_shapes_features_only_and_channels():
     # with a multiple of 3 channels a constant input gives exactly the RGB response
     torch.testing.assert_close(adapt_input_conv(w, 6).sum(1), w.sum(1), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(adapt_input_conv(w, 1)[:, 0], w.sum(1))
+
+
+def test_tile_efficientnet_input_pool_equals_pooling_the_tiles_first():
+    import torch
+    import torch.nn.functional as F
+
+    from geoseek.encoders.registry import create_model
+
+    torch.manual_seed(0)
+    pooled = create_model("tile-efficientnet-lite0", pretrained=False, input_pool=2).eval()
+    plain = create_model("tile-efficientnet-lite0", pretrained=False).eval()
+    plain.load_state_dict(pooled.state_dict())
+    x = (torch.rand(2, 14, 64, 64) > 0.8).to(torch.uint8) * 255
+    with torch.no_grad():
+        a = pooled(x)
+        b = plain(F.avg_pool2d(x.float() / 255.0, 2))
+    assert a.shape == (2, 128) and torch.allclose(a, b, atol=1e-5)
