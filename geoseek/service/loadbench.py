@@ -328,15 +328,16 @@ def run_load(collection: Path, *, n: int, dim: int, clients: int = 16, seconds: 
     cmd = [sys.executable, "-m", "geoseek", "serve", f"bench={collection}", *(f"{k}={v}" for k, v in extra.items()),
            "--host", "127.0.0.1", "--port", str(port),
            "--log-level", "warning", "--token-env", "GEOSEEK_BENCH_NO_TOKEN", "--workers", str(workers)]
+    # every request source is ready (and its errors raised) before the server starts
+    plan = [(m, _request_factory(m, dim, n, np.random.default_rng(seed + 1000 + i), data)) for i, m in enumerate(modes)]
+    for i, (m, cname) in enumerate(model_modes.items()):
+        factory = MODEL_MODES[m][1]
+        plan.append((m, factory(cname, extra[cname], np.random.default_rng(seed + 2000 + i), data_dir)))
     server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base, server)
         results = []
-        plan = [(m, _request_factory(m, dim, n, np.random.default_rng(seed + 1000 + i), data)) for i, m in enumerate(modes)]
-        for i, (m, cname) in enumerate(model_modes.items()):
-            factory = MODEL_MODES[m][1]
-            plan.append((m, factory(cname, extra[cname], np.random.default_rng(seed + 2000 + i), data_dir)))
         for m, make in plan:
             cpu0 = tree_cpu_s(server.pid)
             r = asyncio.run(_run_mode("127.0.0.1", port, m, make, clients, seconds, max_requests, warmup))

@@ -77,7 +77,9 @@ def sketch_requests(name: str, path: Path, rng: np.random.Generator, data_dir: P
         if p.is_file():
             pool += [json.dumps({"drawing": r["drawing"]}).encode() for r in read_quickdraw(p, limit=13)]
     if not pool:
-        raise FileNotFoundError(f"no Quick, Draw! strokes under {root} (set --data-dir)")
+        from geoseek.errors import NotFoundError
+
+        raise NotFoundError(f"no Quick, Draw! strokes under {root} for the sketch mode (set --data-dir)")
 
     def make() -> Request:
         strokes = pool[int(rng.integers(len(pool)))].decode()
@@ -124,7 +126,9 @@ def image_requests(name: str, path: Path, rng: np.random.Generator, data_dir: Pa
     """Stored items' thumbnails uploaded with their own (lon, lat), geo weight 0.3."""
     sample = [(it, th) for it, th in _sample_items(path, 100, rng, with_thumbnails=True) if th and it.centroid]
     if not sample:
-        raise ValueError(f"collection {name} has no items with thumbnails and locations to upload")
+        from geoseek.errors import InvalidInputError
+
+        raise InvalidInputError(f"collection {name} has no items with thumbnails and locations to upload")
     bodies = []
     for it, th in sample:
         ctype = "image/png" if th[:4] == b"\x89PNG" else "image/jpeg"
@@ -142,7 +146,9 @@ def near_requests(name: str, path: Path, rng: np.random.Generator, data_dir: Pat
     """GET /similar at an item's centroid moved by up to ~100 m."""
     pts = np.array([it.centroid for it in _sample_items(path, 500, rng) if it.centroid], np.float64)
     if not len(pts):
-        raise ValueError(f"collection {name} has no located items")
+        from geoseek.errors import InvalidInputError
+
+        raise InvalidInputError(f"collection {name} has no located items")
 
     def make() -> Request:
         lon, lat = pts[int(rng.integers(len(pts)))] + rng.uniform(-0.001, 0.001, 2)

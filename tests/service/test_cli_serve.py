@@ -150,3 +150,22 @@ def test_serve_workers_share_settings_and_token(tmp_path: Path) -> None:
 def test_serve_rejects_bad_worker_count(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", str(tmp_path), "--workers", "0"]) == 2
     assert "--workers" in capsys.readouterr().err
+
+
+def test_model_mode_sources(tmp_path: Path, shared_data: Path) -> None:
+    import numpy as np
+
+    from geoseek.errors import NotFoundError
+    from geoseek.service.loadmodes import RawBody, sketch_map_requests, sketch_requests
+    from geoseek.sources.sketchmap import parse_sketch_map
+
+    with pytest.raises(NotFoundError, match="Quick, Draw!"):
+        sketch_requests("ucm", tmp_path, np.random.default_rng(0), tmp_path)
+    method, path, body = sketch_requests("ucm", tmp_path, np.random.default_rng(0), shared_data)()
+    assert (method, path) == ("POST", "/collections/ucm/search/sketch") and isinstance(body, RawBody)
+    assert body.content_type == "application/x-www-form-urlencoded" and body.data.startswith(b"strokes=")
+    make = sketch_map_requests("scenes", tmp_path, np.random.default_rng(0), None)
+    for _ in range(20):  # every random sketch map is valid by the schema and the parser
+        method, path, sketch = make()
+        assert path == "/collections/scenes/search/sketch-map?k=10"
+        parse_sketch_map(sketch, window_m=480.0)
