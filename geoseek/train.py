@@ -30,6 +30,8 @@ class TrainTask(Protocol):
     model: nn.Module
     model_name: str
     config: dict[str, Any]
+    # optional: ``aux``, an nn.Module trained beside the model (a head the loss uses) but not
+    # saved in the checkpoint; fit optimizes it and keeps its state in the resumable ``last``
 
     def loss(self, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         """Draw a batch for ``step`` and return (loss, scalars to log)."""
@@ -104,6 +106,13 @@ def fit(
     start, best, history = 0, None, []
     if resume and last.is_file():
         state = torch.load(last, map_location="cpu", weights_only=False)
+        if (aux is not None) != ("aux" in state):
+            from geoseek.errors import InvalidInputError
+
+            raise InvalidInputError(
+                f"{last} was saved {'without' if aux is not None else 'with'} a training head (a training "
+                "option such as --land-use-aux differs from that run): resume with the same settings, or start "
+                "afresh (--no-resume, or another --out)")
         model.load_state_dict(state["model"])
         if aux is not None:
             aux.load_state_dict(state["aux"])

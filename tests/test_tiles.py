@@ -177,6 +177,8 @@ def test_train_with_masked_land_use_objective_from_an_init_checkpoint(built, hel
     state = torch.load(str(model) + ".last", map_location="cpu", weights_only=False)
     assert state["aux"]["weight"].shape == (8, 128)  # 7 land uses + "none"
     assert main([*args, "--steps", "2"]) == 0  # resumes step 2 with the head's state
+    no_head = [a for a in args if a not in ("--land-use-aux", "2")]
+    assert main([*no_head, "--steps", "3"]) == 2  # the resumable state has a head this run lacks
     assert main([*args[:-3], "--land-use-aux", "-1", "--steps", "3", "--json"]) == 2
 
 
