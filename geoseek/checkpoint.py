@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import threading
+from collections import OrderedDict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -123,9 +125,6 @@ class ModelCache:
     """
 
     def __init__(self, max_models: int = 4) -> None:
-        import threading
-        from collections import OrderedDict
-
         self.max_models = max_models
         self._models: OrderedDict[tuple[str, int, int], nn.Module] = OrderedDict()
         self._lock = threading.Lock()

@@ -531,7 +531,6 @@ def collection_model(col: Any) -> torch.nn.Module:
     """The sketch-map encoder stored in a scene collection (cached per file, see ModelCache)."""
     from geoseek.errors import InvalidInputError
 
-
     if col.manifest.get("modality") != MODALITY:
         raise InvalidInputError(f"sketch-map search needs an {MODALITY!r} collection (geoseek build sketchmap); "
                                 f"{col.path} holds {col.manifest.get('modality')!r}")

@@ -33,6 +33,8 @@ def run_train(args: argparse.Namespace) -> int:
         raise ValueError("--steps must be > 0 and --batch > 1")
     if args.input_pool is not None and args.input_pool < 1:
         raise ValueError("--input-pool must be >= 1")
+    if args.land_use_aux < 0:
+        raise ValueError("--land-use-aux must be >= 0")
     cfg = TileTrainConfig(
         model=args.model, dim=args.dim, batch=args.batch, margin=args.margin,
         model_config={"input_pool": args.input_pool} if args.input_pool else {},
@@ -44,8 +46,6 @@ def run_train(args: argparse.Namespace) -> int:
     )
     fit_cfg = FitConfig(steps=args.steps, lr=args.lr, validate_every=args.validate_every, threads=args.threads,
                         seed=args.seed, warmup=min(100, args.steps // 10))
-    if args.land_use_aux < 0:
-        raise ValueError("--land-use-aux must be >= 0")
     summary = train_tiles(_region(args.region), args.out, cfg, fit_cfg, resume=not args.no_resume,
                           progress=not args.json, init=args.init)
     result = {"out": str(args.out), "steps": summary["steps"], "seconds": summary["seconds"], "best": summary["best"]}

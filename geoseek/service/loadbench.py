@@ -43,6 +43,8 @@ from typing import Any
 
 import numpy as np
 
+from geoseek.service.loadmodes import MODEL_MODES, RawBody, modes_for
+
 BBOX = (14.18, 35.80, 14.58, 36.08)
 """Where the random items lie (west, south, east, north): about Malta and Gozo."""
 
@@ -197,8 +199,8 @@ class _Connection:
         reused = self.writer is not None
         try:
             return await self._request(method, path, payload)
-        except (ConnectionError, asyncio.IncompleteReadError) as exc:
-            if not reused or not isinstance(exc, _StaleConnection):
+        except _StaleConnection:
+            if not reused:
                 raise
             await self.close()
             return await self._request(method, path, payload)
@@ -206,8 +208,6 @@ class _Connection:
     async def _request(self, method: str, path: str, payload: Any) -> tuple[int, bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        from geoseek.service.loadmodes import RawBody
-
         ctype = "application/json"
         if method == "GET":
             target, body = f"{path}?{urlencode(payload)}", b""
@@ -319,8 +319,6 @@ def run_load(collection: Path, *, n: int, dim: int, clients: int = 16, seconds: 
     ``extra`` {name: path} are served beside it; ``model_modes`` {mode: served name} then run
     the model-backed modes of :mod:`geoseek.service.loadmodes` after the vector ones.
     """
-    from geoseek.service.loadmodes import MODEL_MODES
-
     extra, model_modes = dict(extra or {}), dict(model_modes or {})
     port = _free_port()
     env = dict(os.environ)
@@ -412,8 +410,6 @@ def main(args: Any) -> dict[str, Any]:
 
                 raise InvalidInputError(f"unknown mode {m!r}; modes are {', '.join(MODES)}")
         extra = _served_collections(getattr(args, "with_collections", None) or [])
-        from geoseek.service.loadmodes import modes_for
-
         model_modes = modes_for(extra)
         if extra and not model_modes:
             from geoseek.errors import InvalidInputError
