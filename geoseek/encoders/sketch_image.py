@@ -391,8 +391,9 @@ class _Features(nn.Module):
 
 def frozen_image_backbone() -> nn.Module | None:
     """The backbone's ``forward_features`` in channels-last memory format, traced and frozen by
-    TorchScript (batch norm folded into the convolutions, oneDNN fusions): about 1.6× faster on
-    a CPU than the eager module (18.7 vs 30.6 ms per 224-px image on one core), equal to it
+    TorchScript (batch norm folded into the convolutions, oneDNN fusions): about 1.9× faster on
+    a CPU than the eager module (18.9 vs 36.0 ms per 224-px image on one core,
+    ``bench/sketch_stages.py``), equal to it
     within 1e-4. Takes NCHW input of either memory format. Built once per process; None if
     tracing fails or ``GEOSEEK_NO_JIT=1``."""
     import copy

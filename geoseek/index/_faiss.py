@@ -6,8 +6,8 @@ then steal the CPU from the Python code that consumes the results: in ``geoseek 
 on this project's 2 shared cores, the collection search ran at 0.62-0.71 of raw FAISS's
 throughput with spinning workers and 0.88-0.99 with passive ones (``OMP_WAIT_POLICY=PASSIVE``).
 But passive workers must be woken by the kernel for every parallel region, and torch shares
-the setting: the sketch encoder's EfficientNet-Lite0 pass (hundreds of small parallel regions)
-took 30-40 ms per query instead of 18-20 ms on 2 threads. A short spin (``GOMP_SPINCOUNT``
+the setting: the sketch encoder (EfficientNet-Lite0, hundreds of small parallel regions) took
+33 ms per query instead of 19 ms on 2 threads (``bench/sketch_stages.py``). A short spin (``GOMP_SPINCOUNT``
 20,000, tens of microseconds) keeps both: it must be set before an OpenMP runtime loads, so
 geoseek sets it when FAISS is first imported, unless the user set ``OMP_WAIT_POLICY`` or
 ``GOMP_SPINCOUNT`` themselves (their choice wins).
