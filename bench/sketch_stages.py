@@ -4,8 +4,9 @@
 
 COLLECTION is one built by ``geoseek build images`` (e.g. the demo's ``.demo/ucmerced``).
 Reports, per query (ms): the EfficientNet-Lite0 pass over one 224-px image, eager vs traced
-and frozen (what geoseek runs) and, where the CPU has native bf16, a bf16 frozen copy (not
-used by geoseek: its features differ, see ``bf16_min_cosine``); then the stages of
+and frozen, in float32 and (where the CPU has native bf16) in bf16 — geoseek runs the frozen
+one in the precision the collection's model was trained with (``sketch_backbone_dtype``;
+bf16 features differ from float32 ones, see ``bf16_min_cosine``); then the stages of
 ``search_sketches`` one query at a time: encode (backbone + tokenizer + blocks), ANN search,
 token gather, cross-attention rerank of the top 100, item join. Run it twice, once with
 ``OMP_WAIT_POLICY=PASSIVE`` in the environment, to see the OpenMP wait policy's cost.
@@ -15,7 +16,6 @@ The last line with ``--json`` is one JSON object of the figures.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import time
@@ -62,16 +62,16 @@ def main() -> None:
     xc = x.contiguous(memory_format=torch.channels_last)
     out["backbone_frozen_ms"] = _ms(lambda: frozen(xc), args.queries) if frozen is not None else None
     if torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        m = copy.deepcopy(eager).to(memory_format=torch.channels_last).to(torch.bfloat16).eval()
-        with torch.no_grad():
-            fb = torch.jit.freeze(torch.jit.trace(si._Features(m).eval(), xc.bfloat16()))
-        out["backbone_bf16_ms"] = _ms(lambda: fb(xc.bfloat16()), args.queries)
+        fb = si.frozen_image_backbone("bfloat16")
+        if fb is not None:
+            out["backbone_bf16_ms"] = _ms(lambda: fb(xc.bfloat16()), args.queries)
         with torch.no_grad():
             xs = torch.rand(8, 3, si.IMAGE_SIZE, si.IMAGE_SIZE)
-            a, b = eager.forward_features(xs), fb(xs.contiguous(memory_format=torch.channels_last).bfloat16()).float()
+            a, b = si.image_backbone_features(xs), si.image_backbone_features(xs, "bfloat16")
         out["bf16_min_cosine"] = float(F.cosine_similarity(a.flatten(1), b.flatten(1)).min())
 
     net = collection_model(col)
+    out["model_sketch_backbone_dtype"] = getattr(net, "sketch_backbone_dtype", "float32")
     qs = bench_queries(default_data_dir(), args.queries, net.sketch_size)
     inks = [load_sketch(raw, net.sketch_size, filename=name) for name, raw, _ in qs]
     encode_sketches(net, inks[0][None])

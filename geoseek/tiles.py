@@ -127,7 +127,10 @@ def make_sampler(features: OsmFeatures, sampler: dict[str, Any] | None = None):
 class TileTripletTask:
     """Loc2Vec training task for :func:`geoseek.train.fit`."""
 
-    def __init__(self, features: OsmFeatures, cfg: TileTrainConfig, seed: int = 0) -> None:
+    def __init__(
+        self, features: OsmFeatures, cfg: TileTrainConfig, seed: int = 0, start: tuple[nn.Module, dict[str, Any]] | None = None
+    ) -> None:
+        """``start``: (model, its config) to train from instead of a new ``cfg.model``."""
         import torch
 
         from geoseek.encoders.registry import MODELS
@@ -135,12 +138,15 @@ class TileTripletTask:
 
         self.cfg = cfg
         self.model_name = cfg.model
-        self.config = {"dim": cfg.dim, **cfg.model_config}
-        if cfg.model == "tile-efficientnet-lite0":
-            self.config["pretrained"] = True
-        self.model = MODELS.create(cfg.model, **self.config)
-        if cfg.model == "tile-efficientnet-lite0":
-            self.config["pretrained"] = False  # a checkpoint carries its own weights
+        if start is not None:
+            self.model, self.config = start[0], dict(start[1])
+        else:
+            self.config = {"dim": cfg.dim, **cfg.model_config}
+            if cfg.model == "tile-efficientnet-lite0":
+                self.config["pretrained"] = True
+            self.model = MODELS.create(cfg.model, **self.config)
+            if cfg.model == "tile-efficientnet-lite0":
+                self.config["pretrained"] = False  # a checkpoint carries its own weights
         self.sampler = make_sampler(features, cfg.sampler)
         self.aux: nn.Module | None = None
         if cfg.land_use_aux > 0:
@@ -315,9 +321,7 @@ def train_tiles(
         start, payload = load_model(init, TASK) if str(init) == "default" else load_model(init)
         cfg = replace(cfg, model=payload["model"], dim=int(payload["config"].get("dim", cfg.dim)))
     features = load_features(region)
-    task = TileTripletTask(features, cfg, seed=fit_cfg.seed)
-    if start is not None:
-        task.model, task.config = start, dict(payload["config"])
+    task = TileTripletTask(features, cfg, seed=fit_cfg.seed, start=(start, payload["config"]) if start is not None else None)
     data = {"region": str(region), "source": Path(region).name, "split": task.sampler.cfg.to_dict()["split"],
             "task": asdict(cfg), **({"init": str(init)} if init is not None else {})}
     return fit(task, fit_cfg, out, data=data, resume=resume, progress=progress)

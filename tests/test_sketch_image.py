@@ -50,11 +50,14 @@ def trained(tmp_path_factory):
 
 
 def test_train_writes_checkpoint_with_metrics(trained):
-    from geoseek.checkpoint import read_checkpoint
+    from geoseek.checkpoint import load_model, read_checkpoint
 
     _, ckpt, _, _, result = trained
     payload = read_checkpoint(ckpt)
     assert payload["model"] == "mlagt-tiny"
+    # new models run the sketch backbone in bf16, and remember it
+    assert payload["config"]["sketch_backbone_dtype"] == "bfloat16"
+    assert load_model(ckpt)[0].sketch_backbone_dtype == "bfloat16"
     assert "val_map" in payload["metrics"] and result["steps"] == 6
     assert payload["data"]["seen"] == ["discs", "grid", "stripes"]
 
@@ -160,6 +163,15 @@ def test_training_recipes_infonce_instance_pairs_fused_and_triplet(trained):
     task = SketchImageTask(m, data, fold, {}, TaskConfig(classes_per_batch=3, per_class=3, cross_anchors=4))
     sk, skf, feats, y, inst = task._batch()
     assert skf is not None and skf.shape == (9, 1280, 7, 7) and data.sketch_features is not None
+    assert data.sketch_features_dtype == "float32"
+    f32 = np.asarray(data.sketch_features, np.float32)
+    SketchImageTask(create_model("mlagt-tiny", sketch_input="fused", sketch_backbone_dtype="bfloat16"), data, fold, {},
+                    TaskConfig(classes_per_batch=3, per_class=3))
+    assert data.sketch_features_dtype == "bfloat16"  # recomputed in the model's precision
+    bf = np.asarray(data.sketch_features, np.float32)
+    assert bf.shape == f32.shape and not np.allclose(bf, f32, atol=1e-3)
+    task = SketchImageTask(m, data, fold, {}, TaskConfig(classes_per_batch=3, per_class=3, cross_anchors=4))
+    assert data.sketch_features_dtype == "float32"
     assert (inst >= 0).all()  # no Quick, Draw! here: every sketch is paired with its own source image
     loss, scalars = task.loss(0)
     loss.backward()
@@ -171,3 +183,24 @@ def test_training_recipes_infonce_instance_pairs_fused_and_triplet(trained):
     assert torch.isfinite(loss) and "inst" not in scalars
     with pytest.raises(ValueError):
         SketchImageTask(create_model("mlagt-tiny"), data, fold, {}, TaskConfig(loss="nope"))
+
+
+def test_feature_cache_reuses_rows_whatever_the_path_spelling(tmp_path, monkeypatch):
+    from geoseek import sketch_image as si
+
+    _make_images(tmp_path / "imgs", n=2)
+    paths = sorted((tmp_path / "imgs").rglob("*.png"))
+    calls = []
+    real = si.backbone_features
+
+    def counting(ps, *a, **kw):
+        calls.append(len(ps))
+        return real(ps, *a, **kw)
+
+    monkeypatch.setattr(si, "backbone_features", counting)
+    first = np.asarray(si.cached_features(paths[:4], tmp_path / "cache", progress=False))
+    monkeypatch.chdir(tmp_path)
+    relative = [p.relative_to(tmp_path) for p in paths]
+    again = np.asarray(si.cached_features(relative, tmp_path / "cache", progress=False))  # another spelling, same files
+    more = np.asarray(si.cached_features(relative, tmp_path / "cache", progress=False))
+    assert calls == [4, len(paths) - 4] and np.array_equal(again[:4], first) and np.array_equal(more, again)

@@ -195,3 +195,17 @@ def test_land_use_loss_is_minimal_at_the_measured_cover():
     logits = torch.zeros(2, 8, requires_grad=True)
     land_use_loss(logits, cover).backward()
     assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
+
+
+def test_train_tiles_widths_make_a_wider_tile_cnn(helsinki, tmp_path):
+    from geoseek.checkpoint import load_model, read_checkpoint
+
+    model = tmp_path / "wide.pt"
+    args = ["train", "tiles", str(helsinki), "--out", str(model), "--batch", "4", "--validate-every", "1",
+            "--val-triplets", "4", "--d-neg", "600", "--split-holdout", "0", "--size", "64", "--steps", "1"]
+    assert main([*args, "--widths", "8", "16", "24", "32", "--json"]) == 0
+    assert read_checkpoint(model)["config"]["widths"] == [8, 16, 24, 32]
+    net, _ = load_model(model)
+    assert net.head.in_features == 2 * 32
+    assert main([*args, "--widths", "8", "0", "--no-resume", "--json"]) == 2
+    assert main([*args, "--model", "tile-efficientnet-lite0", "--widths", "8", "--no-resume", "--json"]) == 2

@@ -51,7 +51,15 @@ def _model_config(args: argparse.Namespace) -> dict:
         cfg["depth"] = args.depth
     if getattr(args, "keep", None):
         cfg["keep"] = [args.keep]
+    if getattr(args, "sketch_backbone_dtype", None):
+        cfg["sketch_backbone_dtype"] = args.sketch_backbone_dtype
     return cfg
+
+
+def _dtype_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sketch-backbone-dtype", choices=("bfloat16", "float32"), default=None,
+                   help="precision of the frozen backbone on the sketch side, in training and at query time "
+                        "(default bfloat16: about 2x faster per query on a CPU with native bf16)")
 
 
 def _task_args(p: argparse.ArgumentParser) -> None:
@@ -94,6 +102,7 @@ def register(verbs: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--dim", type=int, default=None)
     p.add_argument("--depth", type=int, default=None)
     p.add_argument("--keep", type=int, default=None, help="tokens kept by the filter")
+    _dtype_arg(p)
     p.add_argument("--out", type=Path, default=Path("runs/sketch-image/model.pt"))
     p.add_argument("--seed", type=int, default=0)
     _task_args(p)
@@ -119,6 +128,7 @@ def register(verbs: dict[str, argparse.ArgumentParser]) -> None:
                    help="folder of fold<N>.pt checkpoints: reused if present, else trained and saved there")
     p.add_argument("--retrain", action="store_true", help="train even if a fold checkpoint exists")
     p.add_argument("--model", default=DEFAULT_MODEL, help="registered model trained when no checkpoint exists")
+    _dtype_arg(p)
     p.add_argument("--lr", type=float, default=DEFAULT_LR)
     _task_args(p)
     p.add_argument("--rerank", type=int, default=100)
@@ -215,7 +225,7 @@ def run_eval(args: argparse.Namespace) -> int:
                 raise ValueError(f"{ckpt} was not trained on fold {i}")
         else:
             model, _ = train_fold(data, fold, ckpt, steps=args.steps, lr=args.lr, model_name=args.model, task_cfg=_task_cfg(args),
-                                  threads=args.threads, validate_every=args.validate_every)
+                                  model_config=_model_config(args), threads=args.threads, validate_every=args.validate_every)
         model.eval()
         with torch.no_grad():
             r = evaluate_fold(model, data, fold, rerank=args.rerank, ablations=not args.no_ablations, baselines=not args.no_baselines)

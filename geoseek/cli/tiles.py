@@ -35,9 +35,14 @@ def run_train(args: argparse.Namespace) -> int:
         raise ValueError("--input-pool must be >= 1")
     if args.land_use_aux < 0:
         raise ValueError("--land-use-aux must be >= 0")
+    model_config: dict = {"input_pool": args.input_pool} if args.input_pool else {}
+    if args.widths:
+        if args.model != "tile-cnn" or min(args.widths) < 1:
+            raise ValueError("--widths takes positive stage widths and applies to tile-cnn only")
+        model_config["widths"] = list(args.widths)
     cfg = TileTrainConfig(
         model=args.model, dim=args.dim, batch=args.batch, margin=args.margin,
-        model_config={"input_pool": args.input_pool} if args.input_pool else {},
+        model_config=model_config,
         hard_negatives=not args.no_hard_negatives, hard_after=args.hard_after, val_triplets=args.val_triplets,
         val_retrieval=args.val_retrieval, mining=args.mining, land_use_aux=args.land_use_aux,
         batch_negatives=not args.rendered_negatives,
@@ -153,6 +158,8 @@ def register(verbs: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--input-pool", type=int, default=None, metavar="P",
                    help="average-pool the input tiles by P first (tile-cnn default 2, tile-efficientnet-lite0 1)")
+    p.add_argument("--widths", type=int, nargs="+", default=None, metavar="W",
+                   help="tile-cnn: channels of its stride-2 stages (default 24 48 96 128)")
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--batch", type=int, default=32, help="triplets per step")
     p.add_argument("--lr", type=float, default=2e-3)

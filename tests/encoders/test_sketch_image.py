@@ -143,3 +143,37 @@ def test_frozen_backbone_equals_eager_and_is_used_for_224px_inputs(monkeypatch):
     monkeypatch.setenv("GEOSEEK_NO_JIT", "1")
     assert si.frozen_image_backbone() is None
     assert torch.allclose(si.image_backbone_features(x), eager, atol=1e-6)
+
+
+def test_bf16_sketch_backbone_is_close_to_float32_and_used_by_models_configured_for_it():
+    from geoseek.encoders import sketch_image as si
+
+    torch.manual_seed(1)
+    x = (torch.rand(3, 1, 112, 112) > 0.9).float()
+    f32 = si.sketch_backbone_features(x)
+    bf = si.sketch_backbone_features(x, dtype="bfloat16")
+    assert bf.dtype == torch.float32 and bf.shape == f32.shape
+    cos = torch.nn.functional.cosine_similarity(f32.flatten(1), bf.flatten(1))
+    assert (cos > 0.95).all() and not torch.allclose(f32, bf, atol=1e-3)  # close, not the same features
+    with pytest.raises(ValueError):
+        si.sketch_backbone_features(x, dtype="float8")
+    with pytest.raises(ValueError):
+        MLAGT(sketch_backbone_dtype="half")
+    m = create_model("mlagt-tiny", sketch_input="fused", sketch_backbone_dtype="bfloat16").eval()
+    with torch.no_grad():
+        inside = m.sketch_tokens(x)
+        assert torch.allclose(inside, m.sketch_tokens(x, bf), atol=1e-4)
+        assert not torch.allclose(inside, m.sketch_tokens(x, f32), atol=1e-4)
+
+
+def test_bf16_frozen_backbone_matches_its_eager_copy(monkeypatch):
+    from geoseek.encoders import sketch_image as si
+
+    if si.frozen_image_backbone("bfloat16") is None:
+        pytest.skip("TorchScript tracing unavailable")
+    x = torch.rand(2, 3, si.IMAGE_SIZE, si.IMAGE_SIZE)
+    fast = si.image_backbone_features(x, "bfloat16")
+    monkeypatch.setenv("GEOSEEK_NO_JIT", "1")
+    eager = si.image_backbone_features(x, "bfloat16")
+    cos = torch.nn.functional.cosine_similarity(fast.flatten(1), eager.flatten(1))
+    assert (cos > 0.98).all()
