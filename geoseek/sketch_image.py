@@ -435,6 +435,12 @@ class SketchImageTask:
 
 
 # -------------------------------------------------------------------------------- inference
+def _eval(model: torch.nn.Module) -> None:
+    """Switch to eval mode only if needed (``eval()`` walks every submodule: ~0.7 ms a query)."""
+    if any(m.training for m in model.modules()):
+        model.eval()
+
+
 @torch.no_grad()
 def encode_sketches(model: MLAGT, inks: np.ndarray, batch: int = 128, features: np.ndarray | None = None) -> tuple[np.ndarray, torch.Tensor]:
     """Ink maps (N, S, S) uint8 or float → ([RT] vectors (N, D) float32, tokens (N, L, D)).
@@ -442,7 +448,7 @@ def encode_sketches(model: MLAGT, inks: np.ndarray, batch: int = 128, features: 
     ``features``: precomputed sketch backbone features (N, 1280, 7, 7) for models that use
     them (computed from the inks when None).
     """
-    model.eval()
+    _eval(model)
     toks = []
     use_f = features is not None and getattr(model, "needs_sketch_features", False)
     for i in range(0, len(inks), batch):
@@ -460,7 +466,7 @@ def encode_sketches(model: MLAGT, inks: np.ndarray, batch: int = 128, features: 
 @torch.no_grad()
 def encode_images(model: MLAGT, feats: np.ndarray, batch: int = 256, progress: bool = False) -> tuple[np.ndarray, torch.Tensor]:
     """Backbone features (N, 1280, 7, 7) → ([RT] vectors (N, D) float32, tokens (N, L, D))."""
-    model.eval()
+    _eval(model)
     toks = []
     for i in tqdm(range(0, len(feats), batch), disable=not progress, desc="image tokens"):
         toks.append(model.image_tokens_from(torch.from_numpy(np.asarray(feats[i : i + batch], np.float32))))

@@ -126,9 +126,12 @@ def test_bad_queries(built):
 
 def test_incremental_add_remove_durable(built_any):
     col, items, vecs = built_any
+    before = col.array("tokens")
+    assert col.array("tokens") is before  # the memory map is reused while the file is unchanged
     new_items, new_vecs = make_items(5, start=500, seed=3)
     keys = col.add(new_items, new_vecs, arrays={"tokens": new_vecs.astype(np.float16)})
     assert keys.tolist() == list(range(120, 125)) and len(col) == 125
+    assert len(before) == 120 and col.array("tokens").shape[0] == 125  # a rewritten array is reopened
     with pytest.raises(InvalidInputError):  # duplicate id: nothing is added
         col.add(make_items(2, start=500)[0], new_vecs[:2])
     assert len(col) == 125 and len(col.index) == 125

@@ -204,3 +204,16 @@ def test_feature_cache_reuses_rows_whatever_the_path_spelling(tmp_path, monkeypa
     again = np.asarray(si.cached_features(relative, tmp_path / "cache", progress=False))  # another spelling, same files
     more = np.asarray(si.cached_features(relative, tmp_path / "cache", progress=False))
     assert calls == [4, len(paths) - 4] and np.array_equal(again[:4], first) and np.array_equal(more, again)
+
+
+def test_bench_sketch_search_reports_the_median_of_repeated_runs(built, shared_data, capsys):
+    from geoseek.cli import main
+
+    args = ["bench", "sketch-search", "--collection", str(built), "--data", str(shared_data), "--queries", "4",
+            "--rerank", "5", "--threads", "1", "--json"]
+    assert main([*args, "--repeat", "3"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["queries"] == 4 and out["repeat"] == 3 and len(out["seconds_runs"]) == 3
+    assert abs(out["seconds"] - np.median(out["seconds_runs"])) < 2e-3  # the median (runs rounded to ms)
+    assert out["same_as_batched"] is True
+    assert main([*args, "--repeat", "0"]) == 2

@@ -237,6 +237,7 @@ class Collection:
         self._rw = _RWLock()  # searches share it; add/remove take it alone
         self._cache_lock = threading.Lock()
         self._cache: ItemCache | None = None
+        self._arrays: dict[str, tuple[tuple[int, int, int], np.ndarray]] = {}
 
     # --- construction ---------------------------------------------------------------------------
 
@@ -421,11 +422,24 @@ class Collection:
         return self.get(item_id).thumbnail
 
     def array(self, name: str, mmap: bool = True) -> np.ndarray:
-        """Named array (row i <-> key i), memory-mapped read-only by default."""
+        """Named array (row i <-> key i), memory-mapped read-only by default.
+
+        The memory map is reused while the file is unchanged (same inode, size and mtime), so a
+        search that reads rows per query does not reopen it each time."""
         p = self.path / ARRAYS_DIR / f"{_check_name(name, 'array')}.npy"
-        if not p.is_file():
-            raise NotFoundError(f"collection {self.name} has no array {name!r}")
-        return np.load(p, mmap_mode="r" if mmap else None)
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            raise NotFoundError(f"collection {self.name} has no array {name!r}") from None
+        if not mmap:
+            return np.load(p)
+        stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+        hit = self._arrays.get(name)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        arr = np.load(p, mmap_mode="r")
+        self._arrays[name] = (stamp, arr)
+        return arr
 
     def file(self, name: str) -> Path:
         """Path of the stored file ``name`` (NotFoundError if absent)."""

@@ -318,7 +318,13 @@ class MLAGT(nn.Module):
         q_s = layer.attn_s.q(im[:, 0]).view(-1, h, dh)  # image [RT] queries for the sketch stream (M, h, dh)
         k_s, v_s = layer.attn_s.kv(sn).view(s.shape[0], s.shape[1], 2, h, dh).unbind(2)  # (Q, L, h, dh)
         q_i = layer.attn_i.q(sn[:, 0]).view(-1, h, dh)  # sketch [RT] queries for the image stream (Q, h, dh)
-        k_i, v_i = layer.attn_i.kv(im).view(i.shape[0], i.shape[1], 2, h, dh).unbind(2)  # (M, L, h, dh)
+        # The image stream's keys and values are never formed: the sketch query is folded into
+        # the key weights (q·(W_k x + b_k) = (W_kᵀq)·x + const, the constant cancels in the
+        # softmax), and the values are projected after pooling (Σ a W_v x + b_v = W_v Σ a x + b_v):
+        # O(L·D) per candidate instead of O(L·D²).
+        w_k, w_v = layer.attn_i.kv.weight[:d].view(h, dh, d), layer.attn_i.kv.weight[d:].view(h, dh, d)
+        b_v = layer.attn_i.kv.bias[d:].view(h, dh)
+        qk_i = torch.einsum("qhe,hed->qhd", q_i, w_k)  # (Q, h, D)
         scale = 1.0 / math.sqrt(dh)
         out = []
         for qi in range(cand.shape[0]):
@@ -327,8 +333,10 @@ class MLAGT(nn.Module):
             srt = torch.einsum("nhl,lhd->nhd", a.softmax(-1), v_s[qi]).reshape(len(c), d)
             srt = s[qi, 0] + layer.attn_s.proj(srt)
             srt = srt + layer.mlp_s(layer.norm_s2(srt))
-            b = torch.einsum("hd,nlhd->nhl", q_i[qi], k_i[c]) * scale
-            irt = torch.einsum("nhl,nlhd->nhd", b.softmax(-1), v_i[c]).reshape(len(c), d)
+            imc = im[c]  # (N, L, D)
+            b = torch.einsum("nld,hd->nhl", imc, qk_i[qi]) * scale
+            pooled = torch.einsum("nhl,nld->nhd", b.softmax(-1), imc)  # (N, h, D)
+            irt = (torch.einsum("nhd,hed->nhe", pooled, w_v) + b_v).reshape(len(c), d)
             irt = i[c, 0] + layer.attn_i.proj(irt)
             irt = irt + layer.mlp_i(layer.norm_i2(irt))
             out.append((F.normalize(srt, dim=-1) * F.normalize(irt, dim=-1)).sum(-1))
