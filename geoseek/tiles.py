@@ -103,6 +103,10 @@ class TileTrainConfig:
     channels, plus "none"), measured before ``drop_land_use`` blanked them: self-supervised
     cross-channel prediction, so a tile seen without land use must still place itself by the
     land use its buildings, roads and points imply. The head is dropped after training."""
+    land_use_balance: float = 0.0
+    """Reweight the land-use objective's classes by (mean share)^-balance, measured on 512
+    training windows at the start (0: unweighted; 0.5: inverse square root; 1: inverse), so
+    rare land uses (forest, industrial, park) weigh more than farmland and "none"."""
     sampler: dict[str, Any] = field(default_factory=dict)
     """TripletConfig overrides: d_pos, d_neg, window_m, size, min_content; split_block_m, split_holdout."""
 
@@ -153,6 +157,10 @@ class TileTripletTask:
             from geoseek.sources.layers import LAND_USE_LAYERS
 
             self.aux = torch.nn.Linear(cfg.dim, len(LAND_USE_LAYERS) + 1)
+        self.aux_weights: torch.Tensor | None = None
+        if self.aux is not None and cfg.land_use_balance > 0:
+            _, _, cover = self.sampler.sample_pairs(256, np.random.default_rng(30_000 + seed), land_use=True)
+            self.aux_weights = land_use_class_weights(cover.reshape(-1, cover.shape[-1]), cfg.land_use_balance)
         self.loss_fn = TripletMarginLoss(margin=cfg.margin, average_nonzero=True)
         self.seed = seed
         rng = np.random.default_rng(10_000 + seed)
@@ -185,7 +193,8 @@ class TileTripletTask:
         emb = self.model(x)
         aux_loss = None
         if self.aux is not None:
-            aux_loss = self.cfg.land_use_aux * land_use_loss(self.aux(emb), torch.from_numpy(cover.reshape(len(emb), -1)))
+            aux_loss = self.cfg.land_use_aux * land_use_loss(
+                self.aux(emb), torch.from_numpy(cover.reshape(len(emb), -1)), self.aux_weights)
         anchor = torch.arange(b)
         pos = anchor + b
         stats: dict[str, float] = {}
@@ -246,16 +255,35 @@ class TileTripletTask:
         return out
 
 
-def land_use_loss(logits: torch.Tensor, cover: torch.Tensor) -> torch.Tensor:
-    """Soft-target cross-entropy of predicted land-use logits (N, L+1) against measured cover
-    (N, L) in [0, 1]: the target is the cover with a "none" share (1 − Σ cover, at least 0)
-    appended, normalized to sum to 1."""
+def _cover_target(cover: torch.Tensor) -> torch.Tensor:
+    """(N, L) cover → (N, L+1) shares with "none" (1 − Σ cover, at least 0) appended, summing to 1."""
     import torch
 
     none = (1 - cover.sum(1, keepdim=True)).clamp_min(0)
     target = torch.cat([cover, none], 1)
-    target = target / target.sum(1, keepdim=True).clamp_min(1e-6)
+    return target / target.sum(1, keepdim=True).clamp_min(1e-6)
+
+
+def land_use_loss(logits: torch.Tensor, cover: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Soft-target cross-entropy of predicted land-use logits (N, L+1) against measured cover
+    (N, L) in [0, 1]: the target is the cover with a "none" share appended, normalized to sum
+    to 1. ``weights`` (L+1,) scale each class's term (see :func:`land_use_class_weights`)."""
+    import torch
+
+    target = _cover_target(cover)
+    if weights is not None:
+        target = target * weights
     return -(target * torch.log_softmax(logits, 1)).sum(1).mean()
+
+
+def land_use_class_weights(cover: np.ndarray, balance: float) -> torch.Tensor:
+    """(L+1,) class weights (mean share)^-balance from sampled cover (N, L), scaled so that the
+    mean target's weighted sum is 1 (the loss keeps its scale); shares floored at 1e-3."""
+    import torch
+
+    share = _cover_target(torch.as_tensor(np.asarray(cover), dtype=torch.float32)).mean(0).clamp_min(1e-3)
+    w = share ** -balance
+    return w / (share * w).sum()
 
 
 def training_block_tiles(
@@ -368,11 +396,12 @@ def region_tiles(
 
 
 def knn_report(vectors: np.ndarray, labels: Sequence[str], centers: np.ndarray, exclude_m: float, metric: str = "cos",
-               ks: Sequence[int] = (1, 10)) -> dict[str, float]:
+               ks: Sequence[int] = (1, 10), by_label: bool = False) -> dict[str, Any]:
     """Leave-one-out kNN retrieval by ``vectors`` (cosine, or negative squared L2 with metric="l2").
 
     Every tile queries all others; the query itself and tiles within ``exclude_m`` metres of it
-    are removed from its ranking. Relevant = same land-use label.
+    are removed from its ranking. Relevant = same land-use label. ``by_label`` adds
+    ``p_at_10_by_label``: the mean P@10 of the queries of each label.
     """
     from geoseek.evaluate import map_at_all, precision_at_k, rank_by_scores, relevance_from_labels
     from geoseek.geo import pairwise_haversine_m
@@ -392,6 +421,10 @@ def knn_report(vectors: np.ndarray, labels: Sequence[str], centers: np.ndarray, 
     out = {"map": map_at_all(ranked, n_rel)}
     for k in ks:
         out[f"p_at_{k}"] = precision_at_k(ranked, k)
+    if by_label:
+        per_query = (ranked[:, :10] > 0).sum(1) / 10
+        lab = np.asarray(labels, dtype=object)
+        out["p_at_10_by_label"] = {str(c): float(per_query[lab == c].mean()) for c in sorted(set(labels))}
     return out
 
 
@@ -511,10 +544,10 @@ def evaluate_tiles(
         result[f"{pre}embed_tiles_per_s"] = len(p_tiles) / max(time.time() - t_emb, 1e-9)
         if figure_data is None:
             figure_data = (p_tiles, emb, p_labels, p_centers, proto)
-        for k, v in knn_report(emb, p_labels, p_centers, exclude_m).items():
+        for k, v in knn_report(emb, p_labels, p_centers, exclude_m, by_label=True).items():
             result[f"{pre}{k}"] = v
         if "raw" in baselines:
-            for k, v in knn_report(_raw_vectors(p_tiles), p_labels, p_centers, exclude_m, metric="l2").items():
+            for k, v in knn_report(_raw_vectors(p_tiles), p_labels, p_centers, exclude_m, metric="l2", by_label=True).items():
                 result[f"{pre}raw_{k}"] = v
         if "imagenet" in baselines:
             try:

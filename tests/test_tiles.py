@@ -125,6 +125,10 @@ def test_eval_cli_json(helsinki, built, capsys):
         assert key in res
     assert 0 <= res["p_at_10"] <= 1 and res["labelled_tiles"] >= 20
     assert res["split"] == "all"  # trained with no held-out blocks → every tile
+    by = res["p_at_10_by_label"]
+    assert set(by) == set(res["label_counts"]) and set(res["raw_p_at_10_by_label"]) == set(by)
+    mean = sum(by[c] * n for c, n in res["label_counts"].items()) / res["query_tiles"]
+    assert abs(mean - res["p_at_10"]) < 1e-9  # the per-label figures average to the headline
 
 
 def test_arithmetic_and_interpolation(built):
@@ -209,3 +213,34 @@ def test_train_tiles_widths_make_a_wider_tile_cnn(helsinki, tmp_path):
     assert net.head.in_features == 2 * 32
     assert main([*args, "--widths", "8", "0", "--no-resume", "--json"]) == 2
     assert main([*args, "--model", "tile-efficientnet-lite0", "--widths", "8", "--no-resume", "--json"]) == 2
+
+
+def test_land_use_class_weights_favour_rare_classes_and_keep_the_loss_scale():
+    import torch
+
+    from geoseek.tiles import _cover_target, land_use_class_weights, land_use_loss
+
+    rng = np.random.default_rng(0)
+    cover = np.zeros((200, 7), np.float32)
+    cover[:, 3] = rng.uniform(0.3, 1.0, 200)  # farmland everywhere
+    cover[:10, 2] = 0.5  # a little forest
+    w = land_use_class_weights(cover, 0.5)
+    share = _cover_target(torch.from_numpy(cover)).mean(0).clamp_min(1e-3)
+    assert w.shape == (8,) and w[2] > w[3] and abs(float((share * w).sum()) - 1) < 1e-5
+    assert torch.allclose(land_use_class_weights(cover, 0.0), torch.ones(8) / share.sum())
+    logits = torch.zeros(4, 8)
+    c = torch.from_numpy(cover[:4])
+    assert torch.isclose(land_use_loss(logits, c, torch.ones(8)), land_use_loss(logits, c))
+    assert land_use_loss(logits, c, w) != land_use_loss(logits, c)
+
+
+def test_train_tiles_with_a_balanced_land_use_objective(helsinki, tmp_path):
+    from geoseek.checkpoint import read_checkpoint
+
+    model = tmp_path / "bal.pt"
+    args = ["train", "tiles", str(helsinki), "--out", str(model), "--batch", "4", "--validate-every", "1",
+            "--val-triplets", "4", "--d-neg", "600", "--split-holdout", "0", "--size", "64", "--steps", "1",
+            "--land-use-aux", "2", "--json"]
+    assert main([*args, "--land-use-balance", "0.5"]) == 0
+    assert read_checkpoint(model)["data"]["task"]["land_use_balance"] == 0.5
+    assert main([*args, "--land-use-balance", "-1", "--no-resume"]) == 2

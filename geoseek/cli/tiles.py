@@ -33,8 +33,8 @@ def run_train(args: argparse.Namespace) -> int:
         raise ValueError("--steps must be > 0 and --batch > 1")
     if args.input_pool is not None and args.input_pool < 1:
         raise ValueError("--input-pool must be >= 1")
-    if args.land_use_aux < 0:
-        raise ValueError("--land-use-aux must be >= 0")
+    if args.land_use_aux < 0 or args.land_use_balance < 0:
+        raise ValueError("--land-use-aux and --land-use-balance must be >= 0")
     model_config: dict = {"input_pool": args.input_pool} if args.input_pool else {}
     if args.widths:
         if args.model != "tile-cnn" or min(args.widths) < 1:
@@ -45,6 +45,7 @@ def run_train(args: argparse.Namespace) -> int:
         model_config=model_config,
         hard_negatives=not args.no_hard_negatives, hard_after=args.hard_after, val_triplets=args.val_triplets,
         val_retrieval=args.val_retrieval, mining=args.mining, land_use_aux=args.land_use_aux,
+        land_use_balance=args.land_use_balance,
         batch_negatives=not args.rendered_negatives,
         sampler={"d_pos": args.d_pos, "d_neg": args.d_neg, "window_m": args.window_m, "size": args.size,
                  "split_block_m": args.split_block_m, "drop_land_use": args.drop_land_use, "split_holdout": args.split_holdout, "split": args.split_holdout > 0},
@@ -181,6 +182,8 @@ def register(verbs: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--land-use-aux", type=float, default=0.0, metavar="W",
                    help="weight of the masked land-use objective: a linear head on the embedding predicts each "
                         "tile's own land-use cover, measured before --drop-land-use blanks it (0: pure Loc2Vec)")
+    p.add_argument("--land-use-balance", type=float, default=0.0, metavar="A",
+                   help="weigh the land-use objective's classes by (mean share)^-A (0: unweighted, 1: inverse frequency)")
     p.add_argument("--init", metavar="CHECKPOINT", default=None,
                    help="start from this checkpoint's weights (path or 'default'), fresh optimizer and schedule")
     p.add_argument("--val-triplets", type=int, default=200)
