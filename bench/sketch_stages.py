@@ -71,7 +71,7 @@ def main() -> None:
         out["bf16_min_cosine"] = float(F.cosine_similarity(a.flatten(1), b.flatten(1)).min())
 
     net = collection_model(col)
-    out["model_sketch_backbone_dtype"] = getattr(net, "sketch_backbone_dtype", "float32")
+    out["model_sketch_backbone_dtype"] = net.sketch_backbone_dtype
     qs = bench_queries(default_data_dir(), args.queries, net.sketch_size)
     inks = [load_sketch(raw, net.sketch_size, filename=name) for name, raw, _ in qs]
     encode_sketches(net, inks[0][None])

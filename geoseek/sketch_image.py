@@ -269,11 +269,6 @@ def ensure_sketch_features(data: SketchImageData, progress: bool = True, dtype: 
     return data
 
 
-def model_sketch_dtype(model: Any) -> str:
-    """The precision ``model`` runs the sketch backbone in ("float32" for models without one)."""
-    return getattr(model, "sketch_backbone_dtype", "float32")
-
-
 # -------------------------------------------------------------------------------- train task
 @dataclass
 class TaskConfig:
@@ -335,7 +330,7 @@ class SketchImageTask:
         self.cos = CosineDistance()
         self.use_sketch_features = bool(getattr(model, "needs_sketch_features", False))
         if self.use_sketch_features:
-            ensure_sketch_features(data, dtype=model_sketch_dtype(model))
+            ensure_sketch_features(data, dtype=model.sketch_backbone_dtype)
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(sketches, sketch features or None, image features, class ids, instance ids (−1: real sketch))."""
@@ -515,7 +510,7 @@ def evaluate_split(
     """
     rerank = rerank if rerank_top is None else rerank_top
     feats = None
-    have = data.sketch_features_dtype == model_sketch_dtype(model)  # precomputed in the model's precision
+    have = data.sketch_features_dtype == model.sketch_backbone_dtype  # precomputed in the model's precision
     if real:
         sel = [i for i, l in enumerate(data.real_labels) if l in set(real_classes or [])]
         if not sel:
@@ -657,7 +652,7 @@ def evaluate_fold(model: MLAGT, data: SketchImageData, fold: Fold, rerank: int =
     """The paper's protocol on one fold: seen / unseen metrics, ablations and baselines."""
     out: dict[str, Any] = {"fold": fold.index, "unseen_classes": fold.unseen}
     if getattr(model, "needs_sketch_features", False):
-        ensure_sketch_features(data, dtype=model_sketch_dtype(model))
+        ensure_sketch_features(data, dtype=model.sketch_backbone_dtype)
     sq, sg = data.select(fold.seen, "query", 1), data.select(fold.seen, "gallery", 1)
     uq, ug = data.select(fold.unseen, "query"), data.select(fold.unseen, "gallery")
     out["seen"] = evaluate_split(model, data, sq, sg, rerank=rerank) if len(sq) and len(sg) else {}

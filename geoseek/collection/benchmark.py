@@ -215,21 +215,19 @@ def run(
         res["first_search_s"] = time.perf_counter() - t
         col.search(xq[:batch], k)
         raw.search(xq[:batch], k)  # warm-up
-        t_ours = t_raw = 0.0
-        got_ours, got_raw = [], []
+        got: dict[str, list] = {"ours": [], "raw": []}
+        spent = {"ours": 0.0, "raw": 0.0}
+        searches = (("ours", ours), ("raw", lambda q: raw.search(q, k)[1]))
         for bi, st in enumerate(range(0, n_queries, batch)):
             q = xq[st:st + batch]
             # who goes first alternates: the second search of a batch finds the same inverted
             # lists already in the CPU caches, which would favour whoever always ran second
-            for who in ((0, 1) if bi % 2 == 0 else (1, 0)):
+            for who, search in (searches if bi % 2 == 0 else searches[::-1]):
                 t = time.perf_counter()
-                if who == 0:
-                    got_ours.append(ours(q))
-                    t_ours += time.perf_counter() - t
-                else:
-                    got_raw.append(raw.search(q, k)[1])
-                    t_raw += time.perf_counter() - t
-        res["qps"], res["faiss_qps"] = n_queries / t_ours, n_queries / t_raw
+                got[who].append(search(q))
+                spent[who] += time.perf_counter() - t
+        got_ours, got_raw = got["ours"], got["raw"]
+        res["qps"], res["faiss_qps"] = n_queries / spent["ours"], n_queries / spent["raw"]
         res["recall_at_10"] = recall_at_k(as_keys(got_ours), truth, k)
         res["faiss_recall_at_10"] = recall_at_k(np.concatenate(got_raw), truth, k)
         res["qps_items"], _ = _throughput(ours_items, xq, batch)
