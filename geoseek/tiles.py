@@ -107,6 +107,13 @@ class TileTrainConfig:
     """Reweight the land-use objective's classes by (mean share)^-balance, measured on 512
     training windows at the start (0: unweighted; 0.5: inverse square root; 1: inverse), so
     rare land uses (forest, industrial, park) weigh more than farmland and "none"."""
+    land_use_target: str = "cover"
+    """What the land-use objective predicts: "cover" (the soft shares of every land-use channel
+    plus "none") or "dominant" (the evaluation's own label: the land use covering the most
+    pixels if >= 20 %, else "none"; hard cross-entropy)."""
+    triplet_weight: float = 1.0
+    """Weight of the Loc2Vec triplet loss (0 with ``land_use_aux`` > 0: the land-use objective
+    alone, a supervised diagnostic rather than Loc2Vec)."""
     sampler: dict[str, Any] = field(default_factory=dict)
     """TripletConfig overrides: d_pos, d_neg, window_m, size, min_content; split_block_m, split_holdout."""
 
@@ -194,7 +201,7 @@ class TileTripletTask:
         aux_loss = None
         if self.aux is not None:
             aux_loss = self.cfg.land_use_aux * land_use_loss(
-                self.aux(emb), torch.from_numpy(cover.reshape(len(emb), -1)), self.aux_weights)
+                self.aux(emb), torch.from_numpy(cover.reshape(len(emb), -1)), self.aux_weights, self.cfg.land_use_target)
         anchor = torch.arange(b)
         pos = anchor + b
         stats: dict[str, float] = {}
@@ -224,14 +231,14 @@ class TileTripletTask:
                 d_an = (emb[trip.anchor] - emb[trip.negative]).norm(dim=1)
                 stats["acc"] = float((d_ap < d_an).float().mean()) if len(keep) else 0.0
                 stats["triplets"] = float(len(ai))
-            return self._with_aux(loss, aux_loss, stats)
+            return self._with_aux(self.cfg.triplet_weight * loss, aux_loss, stats)
         trip = Triplets(anchor[keep], pos[keep], choice[keep])
         loss = self.loss_fn(emb, None, trip)
         with torch.no_grad():
             d_ap = (emb[trip.anchor] - emb[trip.positive]).norm(dim=1)
             d_an = (emb[trip.anchor] - emb[trip.negative]).norm(dim=1)
             stats["acc"] = float((d_ap < d_an).float().mean()) if len(keep) else 0.0
-        return self._with_aux(loss, aux_loss, stats)
+        return self._with_aux(self.cfg.triplet_weight * loss, aux_loss, stats)
 
     @staticmethod
     def _with_aux(loss, aux_loss, stats: dict[str, float]):
@@ -264,12 +271,29 @@ def _cover_target(cover: torch.Tensor) -> torch.Tensor:
     return target / target.sum(1, keepdim=True).clamp_min(1e-6)
 
 
-def land_use_loss(logits: torch.Tensor, cover: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Soft-target cross-entropy of predicted land-use logits (N, L+1) against measured cover
-    (N, L) in [0, 1]: the target is the cover with a "none" share appended, normalized to sum
-    to 1. ``weights`` (L+1,) scale each class's term (see :func:`land_use_class_weights`)."""
+def dominant_class(cover: torch.Tensor, min_fraction: float = 0.2) -> torch.Tensor:
+    """(N, L) cover → (N,) class index: the land use covering the most pixels if it covers at
+    least ``min_fraction``, else L ("none"); the evaluation's labelling rule
+    (:func:`geoseek.sources.render.dominant_land_use_batch`)."""
     import torch
 
+    share, best = cover.max(1)
+    return torch.where(share >= min_fraction, best, torch.full_like(best, cover.shape[1]))
+
+
+def land_use_loss(
+    logits: torch.Tensor, cover: torch.Tensor, weights: torch.Tensor | None = None, target: str = "cover",
+) -> torch.Tensor:
+    """Cross-entropy of predicted land-use logits (N, L+1) against measured cover (N, L) in
+    [0, 1]. ``target="cover"``: soft targets, the cover with a "none" share appended,
+    normalized to sum to 1; ``"dominant"``: the hard :func:`dominant_class`. ``weights`` (L+1,)
+    scale each class's term (see :func:`land_use_class_weights`)."""
+    import torch
+
+    if target == "dominant":
+        return torch.nn.functional.cross_entropy(logits, dominant_class(cover), weight=weights)
+    if target != "cover":
+        raise ValueError(f"land-use target must be 'cover' or 'dominant', not {target!r}")
     target = _cover_target(cover)
     if weights is not None:
         target = target * weights
@@ -326,33 +350,91 @@ def train_tiles(
     resume: bool = True,
     progress: bool = True,
     init: str | Path | None = None,
+    members: int = 1,
 ) -> dict[str, Any]:
     """Train a tile encoder on ``region`` (OSM file) with :func:`geoseek.train.fit`; returns fit's summary.
 
     ``init``: start from this checkpoint's weights (path, or "default"; its model name and
     config replace ``cfg.model`` and ``cfg.dim``), with a fresh optimizer and schedule.
+    ``members`` > 1: train that many models with seeds ``seed``, ``seed + 1``, ... (each saved and
+    resumable at :func:`member_path`) and save their :func:`ensemble_checkpoints` at ``out``.
     """
+    from dataclasses import replace
+
     from geoseek.train import FitConfig, fit
 
     cfg = cfg or TileTrainConfig()
     fit_cfg = fit_cfg or FitConfig(steps=1500, lr=2e-3, validate_every=100, threads=1)
     if cfg.val_retrieval > 0:
-        from dataclasses import replace
-
         fit_cfg = replace(fit_cfg, monitor="val_p10")
     start = None
     if init is not None:
-        from dataclasses import replace
-
         from geoseek.checkpoint import load_model
 
         start, payload = load_model(init, TASK) if str(init) == "default" else load_model(init)
         cfg = replace(cfg, model=payload["model"], dim=int(payload["config"].get("dim", cfg.dim)))
     features = load_features(region)
+    if members > 1:
+        if start is not None:
+            raise InvalidInputError("--init and --ensemble do not combine: an ensemble's members train from scratch")
+        out = Path(out)
+        paths, runs = [], []
+        for i in range(members):
+            paths.append(member_path(out, i))
+            runs.append(train_tiles(region, paths[-1], cfg, replace(fit_cfg, seed=fit_cfg.seed + i), resume=resume,
+                                    progress=progress))
+        info = ensemble_checkpoints(paths, out, features=features, seed=fit_cfg.seed)
+        return {"best": info["metrics"], "history": [], "steps": fit_cfg.steps * members,
+                "seconds": sum(r["seconds"] for r in runs), "members": [str(p) for p in paths]}
     task = TileTripletTask(features, cfg, seed=fit_cfg.seed, start=(start, payload["config"]) if start is not None else None)
     data = {"region": str(region), "source": Path(region).name, "split": task.sampler.cfg.to_dict()["split"],
             "task": asdict(cfg), **({"init": str(init)} if init is not None else {})}
     return fit(task, fit_cfg, out, data=data, resume=resume, progress=progress)
+
+
+def member_path(out: str | Path, i: int) -> Path:
+    """Where member ``i`` of the ensemble saved at ``out`` is trained: ``<stem>.m<i><suffix>`` beside it."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.m{i}{out.suffix}")
+
+
+def ensemble_checkpoints(
+    paths: Sequence[str | Path], out: str | Path, *, features: OsmFeatures | None = None, seed: int | None = None,
+) -> dict[str, Any]:
+    """Combine trained tile checkpoints into one ``tile-ensemble`` checkpoint at ``out`` (atomic).
+
+    The members must come from the same region and spatial split (the evaluation reads both from
+    the checkpoint). With ``features`` (that region) and members trained with ``--val-retrieval``,
+    the ensemble's ``val_p10`` is measured on the first member's validation tiles (training
+    blocks, land use hidden; drawn with ``seed``, by default that member's training seed).
+    Returns {"out", "metrics", "members"}.
+    """
+    from geoseek.checkpoint import load_model, save_checkpoint
+    from geoseek.encoders.tiles import TileEnsemble
+
+    loaded = [load_model(p) for p in paths]
+    if not loaded:
+        raise InvalidInputError("an ensemble needs at least one checkpoint")
+    keys = {(pl.get("data", {}).get("source"), json.dumps(pl.get("data", {}).get("split"), sort_keys=True)) for _, pl in loaded}
+    if len(keys) > 1:
+        raise InvalidInputError(f"ensemble members come from different regions or spatial splits: {sorted(keys)}")
+    config = {"members": [{"model": pl["model"], "config": pl["config"]} for _, pl in loaded]}
+    ens = TileEnsemble(config["members"])
+    for member, (net, _) in zip(ens.members, loaded):
+        member.load_state_dict(net.state_dict())
+    ens.eval()
+    first = loaded[0][1]
+    metrics: dict[str, Any] = {"members": [pl.get("metrics", {}) for _, pl in loaded]}
+    n_val = int(first.get("data", {}).get("task", {}).get("val_retrieval", 0))
+    if features is not None and n_val > 0:
+        split = make_sampler(features, first["data"]["task"].get("sampler")).cfg.split
+        seed = int(first.get("train", {}).get("seed", 0)) if seed is None else seed
+        tiles, labels, centers = training_block_tiles(features, split, n_val, seed)
+        metrics["val_p10"] = knn_report(embed_tiles(ens, tiles), labels, centers, 1000.0, ks=(10,))["p_at_10"]
+        metrics["val_raw_p10"] = knn_report(_raw_vectors(tiles), labels, centers, 1000.0, metric="l2", ks=(10,))["p_at_10"]
+    data = {**first.get("data", {}), "members": [{"path": str(p), "checksum": pl["checksum"]} for p, (_, pl) in zip(paths, loaded)]}
+    save_checkpoint(out, model_name="tile-ensemble", config=config, model=ens, metrics=metrics, data=data)
+    return {"out": str(out), "metrics": metrics, "members": [str(p) for p in paths]}
 
 
 # --- evaluation --------------------------------------------------------------------------------------

@@ -244,3 +244,68 @@ def test_train_tiles_with_a_balanced_land_use_objective(helsinki, tmp_path):
     assert main([*args, "--land-use-balance", "0.5"]) == 0
     assert read_checkpoint(model)["data"]["task"]["land_use_balance"] == 0.5
     assert main([*args, "--land-use-balance", "-1", "--no-resume"]) == 2
+
+
+def test_train_tiles_ensemble_trains_members_and_combines_them(helsinki, tmp_path, capsys):
+    """--ensemble 2: two seeds trained beside OUT (resumable), saved as one tile-ensemble that
+    loads, validates on the first member's tiles, and evaluates; mismatched members are refused."""
+    from geoseek.checkpoint import load_model, read_checkpoint
+    from geoseek.errors import InvalidInputError
+    from geoseek.tiles import ensemble_checkpoints, member_path
+
+    out = tmp_path / "ens.pt"
+    args = ["train", "tiles", str(helsinki), "--batch", "4", "--validate-every", "1", "--val-triplets", "4",
+            "--d-neg", "600", "--split-holdout", "0", "--size", "64", "--steps", "1", "--val-retrieval", "20"]
+    assert main([*args, "--out", str(out), "--ensemble", "2", "--json"]) == 0
+    assert _last_json(capsys)["out"] == str(out)
+    assert member_path(out, 0).name == "ens.m0.pt" and member_path(out, 1).is_file()
+    payload = read_checkpoint(out)
+    assert payload["model"] == "tile-ensemble" and len(payload["config"]["members"]) == 2
+    assert 0.0 <= payload["metrics"]["val_p10"] <= 1.0 and len(payload["metrics"]["members"]) == 2
+    assert payload["data"]["source"] == "helsinki-center.osm.pbf"
+    seeds = [read_checkpoint(member_path(out, i))["train"]["seed"] for i in range(2)]
+    assert seeds == [0, 1]
+    net, _ = load_model(out)
+    assert net.dim == 256
+    assert main(["eval", "tiles", str(helsinki), "--model", str(out), "--baselines", "random",
+                 "--protocol", "hidden", "--json"]) == 0
+    assert 0.0 <= _last_json(capsys)["p_at_10"] <= 1.0
+
+    other = tmp_path / "other.pt"
+    assert main([*args, "--out", str(other), "--d-neg", "700", "--split-holdout", "0.25", "--json"]) == 0
+    with pytest.raises(InvalidInputError, match="different regions or spatial splits"):
+        ensemble_checkpoints([member_path(out, 0), other], tmp_path / "bad.pt")
+    assert not (tmp_path / "bad.pt").exists()
+    assert main([*args, "--out", str(out), "--ensemble", "0", "--json"]) == 2
+
+
+def test_dominant_land_use_target_follows_the_evaluation_label_rule():
+    import torch
+
+    from geoseek.tiles import dominant_class, land_use_loss
+
+    cover = torch.tensor([[0.0, 0.0, 0.1, 0.6, 0.0, 0.0, 0.0],    # farmland
+                          [0.0, 0.15, 0.0, 0.0, 0.1, 0.0, 0.0],   # nothing >= 20 %: none
+                          [0.3, 0.0, 0.0, 0.0, 0.0, 0.0, 0.25]])  # water
+    assert dominant_class(cover).tolist() == [3, 7, 0]
+    logits = torch.full((3, 8), -5.0)
+    logits[torch.arange(3), torch.tensor([3, 7, 0])] = 5.0
+    good = land_use_loss(logits, cover, target="dominant")
+    assert good < 0.01 and land_use_loss(logits.flip(1), cover, target="dominant") > 5
+    with pytest.raises(ValueError, match="cover' or 'dominant"):
+        land_use_loss(logits, cover, target="argmax")
+
+
+def test_train_tiles_land_use_objective_alone(helsinki, tmp_path):
+    """--triplet-weight 0 with --land-use-target dominant: the supervised diagnostic trains;
+    --triplet-weight 0 without a land-use objective is refused."""
+    from geoseek.checkpoint import read_checkpoint
+
+    model = tmp_path / "sup.pt"
+    args = ["train", "tiles", str(helsinki), "--out", str(model), "--batch", "4", "--validate-every", "1",
+            "--val-triplets", "4", "--d-neg", "600", "--split-holdout", "0", "--size", "64", "--steps", "1",
+            "--triplet-weight", "0", "--json"]
+    assert main([*args, "--land-use-aux", "1", "--land-use-target", "dominant"]) == 0
+    task = read_checkpoint(model)["data"]["task"]
+    assert task["triplet_weight"] == 0 and task["land_use_target"] == "dominant"
+    assert main([*args, "--no-resume"]) == 2

