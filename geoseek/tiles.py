@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from geoseek.errors import InvalidInputError, NotFoundError
+from geoseek.sources.layers import LABEL_MIN_FRACTION
 
 if TYPE_CHECKING:
     import torch
@@ -271,7 +272,7 @@ def _cover_target(cover: torch.Tensor) -> torch.Tensor:
     return target / target.sum(1, keepdim=True).clamp_min(1e-6)
 
 
-def dominant_class(cover: torch.Tensor, min_fraction: float = 0.2) -> torch.Tensor:
+def dominant_class(cover: torch.Tensor, min_fraction: float = LABEL_MIN_FRACTION) -> torch.Tensor:
     """(N, L) cover → (N,) class index: the land use covering the most pixels if it covers at
     least ``min_fraction``, else L ("none"); the evaluation's labelling rule
     (:func:`geoseek.sources.render.dominant_land_use_batch`)."""
@@ -332,7 +333,7 @@ def training_block_tiles(
     xy, bounds = xy[order], bounds[order]
     tiles = np.stack([render_xyz(features, zoom, int(x), int(y), TILE_PX) for x, y in xy]) if len(xy) else \
         np.zeros((0, len(features.layers), TILE_PX, TILE_PX), np.uint8)
-    labels = dominant_land_use_batch(tiles, 0.2)
+    labels = dominant_land_use_batch(tiles)
     hidden = hide_land_use(tiles)
     seen = hidden.any(1).reshape(len(hidden), -1).mean(1) >= min_content
     keep = np.array([l is not None for l in labels], bool) & seen
@@ -363,6 +364,8 @@ def train_tiles(
 
     from geoseek.train import FitConfig, fit
 
+    if members > 1 and init is not None:
+        raise InvalidInputError("--init and --ensemble do not combine: an ensemble's members train from scratch")
     cfg = cfg or TileTrainConfig()
     fit_cfg = fit_cfg or FitConfig(steps=1500, lr=2e-3, validate_every=100, threads=1)
     if cfg.val_retrieval > 0:
@@ -375,8 +378,6 @@ def train_tiles(
         cfg = replace(cfg, model=payload["model"], dim=int(payload["config"].get("dim", cfg.dim)))
     features = load_features(region)
     if members > 1:
-        if start is not None:
-            raise InvalidInputError("--init and --ensemble do not combine: an ensemble's members train from scratch")
         out = Path(out)
         paths, runs = [], []
         for i in range(members):
@@ -409,22 +410,22 @@ def ensemble_checkpoints(
     blocks, land use hidden; drawn with ``seed``, by default that member's training seed).
     Returns {"out", "metrics", "members"}.
     """
-    from geoseek.checkpoint import load_model, save_checkpoint
+    from geoseek.checkpoint import file_checksum, read_checkpoint, save_checkpoint
     from geoseek.encoders.tiles import TileEnsemble
 
-    loaded = [load_model(p) for p in paths]
+    loaded = [read_checkpoint(p) for p in paths]
     if not loaded:
         raise InvalidInputError("an ensemble needs at least one checkpoint")
-    keys = {(pl.get("data", {}).get("source"), json.dumps(pl.get("data", {}).get("split"), sort_keys=True)) for _, pl in loaded}
+    keys = {(pl.get("data", {}).get("source"), json.dumps(pl.get("data", {}).get("split"), sort_keys=True)) for pl in loaded}
     if len(keys) > 1:
         raise InvalidInputError(f"ensemble members come from different regions or spatial splits: {sorted(keys)}")
-    config = {"members": [{"model": pl["model"], "config": pl["config"]} for _, pl in loaded]}
+    config = {"members": [{"model": pl["model"], "config": pl["config"]} for pl in loaded]}
     ens = TileEnsemble(config["members"])
-    for member, (net, _) in zip(ens.members, loaded):
-        member.load_state_dict(net.state_dict())
+    for member, pl in zip(ens.members, loaded):
+        member.load_state_dict(pl["state_dict"])
     ens.eval()
-    first = loaded[0][1]
-    metrics: dict[str, Any] = {"members": [pl.get("metrics", {}) for _, pl in loaded]}
+    first = loaded[0]
+    metrics: dict[str, Any] = {"members": [pl.get("metrics", {}) for pl in loaded]}
     n_val = int(first.get("data", {}).get("task", {}).get("val_retrieval", 0))
     if features is not None and n_val > 0:
         split = make_sampler(features, first["data"]["task"].get("sampler")).cfg.split
@@ -432,7 +433,7 @@ def ensemble_checkpoints(
         tiles, labels, centers = training_block_tiles(features, split, n_val, seed)
         metrics["val_p10"] = knn_report(embed_tiles(ens, tiles), labels, centers, 1000.0, ks=(10,))["p_at_10"]
         metrics["val_raw_p10"] = knn_report(_raw_vectors(tiles), labels, centers, 1000.0, metric="l2", ks=(10,))["p_at_10"]
-    data = {**first.get("data", {}), "members": [{"path": str(p), "checksum": pl["checksum"]} for p, (_, pl) in zip(paths, loaded)]}
+    data = {**first.get("data", {}), "members": [{"path": str(p), "checksum": file_checksum(p)} for p in paths]}
     save_checkpoint(out, model_name="tile-ensemble", config=config, model=ens, metrics=metrics, data=data)
     return {"out": str(out), "metrics": metrics, "members": [str(p) for p in paths]}
 
@@ -452,7 +453,7 @@ class EvalTiles:
 
 def region_tiles(
     features: OsmFeatures, zoom: int = DEFAULT_ZOOM, size: int = TILE_PX, split: str = "all", split_cfg: Any = None,
-    progress: bool = False, min_fraction: float = 0.2,
+    progress: bool = False, min_fraction: float = LABEL_MIN_FRACTION,
 ) -> EvalTiles:
     """Every non-empty XYZ tile of the region (optionally only those of one spatial ``split``)."""
     from tqdm.auto import tqdm
@@ -544,7 +545,7 @@ def evaluate_tiles(
     zoom: int = DEFAULT_ZOOM,
     split: str | None = None,
     exclude_m: float = 1000.0,
-    min_fraction: float = 0.2,
+    min_fraction: float = LABEL_MIN_FRACTION,
     baselines: Sequence[str] = ("raw", "imagenet", "random"),
     seed: int = 0,
     progress: bool = False,

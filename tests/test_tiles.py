@@ -277,6 +277,8 @@ def test_train_tiles_ensemble_trains_members_and_combines_them(helsinki, tmp_pat
         ensemble_checkpoints([member_path(out, 0), other], tmp_path / "bad.pt")
     assert not (tmp_path / "bad.pt").exists()
     assert main([*args, "--out", str(out), "--ensemble", "0", "--json"]) == 2
+    assert main([*args, "--out", str(tmp_path / "init.pt"), "--ensemble", "2", "--init", str(out), "--json"]) == 2
+    assert not member_path(tmp_path / "init.pt", 0).exists()
 
 
 def test_dominant_land_use_target_follows_the_evaluation_label_rule():

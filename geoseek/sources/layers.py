@@ -49,6 +49,9 @@ NUM_LAYERS = len(LAYERS)
 LAND_USE_LAYERS: tuple[str, ...] = ("water", "park", "forest", "farmland", "residential", "commercial", "industrial")
 """Layers that count as land use when labelling a tile by its dominant land use."""
 
+LABEL_MIN_FRACTION = 0.2
+"""A tile's dominant land use counts as its label only if it covers at least this share of the tile."""
+
 
 def layer(name: str) -> Layer:
     """The layer called ``name``; the error lists the valid names."""

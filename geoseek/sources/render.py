@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw
 
 from geoseek.errors import InvalidInputError
 from geoseek.geo import lonlat_to_mercator_m
-from geoseek.sources.layers import LAND_USE_LAYERS, LAYER_INDEX, LAYERS, NUM_LAYERS
+from geoseek.sources.layers import LABEL_MIN_FRACTION, LAND_USE_LAYERS, LAYER_INDEX, LAYERS, NUM_LAYERS
 from geoseek.sources.osm import R_MERC, LayerGeometry, OsmFeatures
 
 HALF_WORLD = math.pi * R_MERC
@@ -194,7 +194,7 @@ def land_use_fractions(tile: np.ndarray) -> dict[str, float]:
     return {name: float((tile[LAYER_INDEX[name]] > 0).mean()) for name in LAND_USE_LAYERS}
 
 
-def dominant_land_use(tile: np.ndarray, min_fraction: float = 0.2) -> str | None:
+def dominant_land_use(tile: np.ndarray, min_fraction: float = LABEL_MIN_FRACTION) -> str | None:
     """The land-use layer covering most of ``tile`` (C, H, W), or None below ``min_fraction``."""
     idx = [LAYER_INDEX[n] for n in LAND_USE_LAYERS]
     cover = (tile[idx] > 0).reshape(len(idx), -1).mean(1)
@@ -202,7 +202,7 @@ def dominant_land_use(tile: np.ndarray, min_fraction: float = 0.2) -> str | None
     return LAND_USE_LAYERS[best] if cover[best] >= min_fraction else None
 
 
-def dominant_land_use_batch(tiles: np.ndarray, min_fraction: float = 0.2) -> list[str | None]:
+def dominant_land_use_batch(tiles: np.ndarray, min_fraction: float = LABEL_MIN_FRACTION) -> list[str | None]:
     """:func:`dominant_land_use` for (N, C, H, W) tiles."""
     idx = [LAYER_INDEX[n] for n in LAND_USE_LAYERS]
     cover = (tiles[:, idx] > 0).reshape(len(tiles), len(idx), -1).mean(2)
