@@ -205,7 +205,7 @@ def ensure_collections(data: Path, demo_dir: Path) -> dict[str, Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from geoseek.cli._util import default_data_dir
+    from geoseek.paths import default_data_dir
 
     p = argparse.ArgumentParser(prog="python -m geoseek.demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=default_data_dir(), help="the shared data folder (default ../shared/data)")

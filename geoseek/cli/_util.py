@@ -6,6 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
+from geoseek.paths import default_data_dir  # noqa: F401  (re-exported for the CLI modules)
+
 
 def subparsers(verb_parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
     """The subcommand table of a verb (created on first use), e.g. ``subparsers(verbs["train"])``."""
@@ -15,12 +17,6 @@ def subparsers(verb_parser: argparse.ArgumentParser) -> argparse._SubParsersActi
     return verb_parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
 
 
-def default_data_dir() -> Path:
-    """Where the public datasets live: ``$GEOSEEK_DATA``, else ``../shared/data`` beside the repo."""
-    env = os.environ.get("GEOSEEK_DATA")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:

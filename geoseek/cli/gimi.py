@@ -197,7 +197,7 @@ def register(verbs: dict[str, argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run_train)
 
     p = subparsers(verbs["eval"]).add_parser(
-        "geo-image", help="GIMI protocol: Top-5/10%, NDCG@5/10% for Base, Softmax, Triplet, DPT")
+        "geo-image", help="GIMI protocol: Top-5/10%%, NDCG@5/10%% for Base, Softmax, Triplet, DPT")
     _add_data_args(p)
     _add_train_args(p)
     p.add_argument("--methods", default="base,softmax,triplet,dpt", help="comma-separated (default all four)")

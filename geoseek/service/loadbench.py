@@ -418,7 +418,7 @@ def main(args: Any) -> dict[str, Any]:
                                     "(aerial-image, osm-scenes, geo-images, osm-tiles)")
         data_dir = Path(args.data_dir) if getattr(args, "data_dir", None) else None
         if data_dir is None and "sketch" in model_modes:
-            from geoseek.cli._util import default_data_dir
+            from geoseek.paths import default_data_dir
 
             data_dir = default_data_dir()
         results = run_load(collection, n=n, dim=dim, clients=args.clients, seconds=args.seconds,
