@@ -7,7 +7,7 @@ Reports, per query (ms): the EfficientNet-Lite0 pass over one 224-px image, eage
 and frozen, in float32 and (where the CPU has native bf16) in bf16 — geoseek runs the frozen
 one in the precision the collection's model was trained with (``sketch_backbone_dtype``;
 bf16 features differ from float32 ones, see ``bf16_min_cosine``); then the stages of
-``search_sketches`` one query at a time: encode (backbone + tokenizer + blocks), ANN search,
+``search_ink_maps`` one query at a time: encode (backbone + tokenizer + blocks), ANN search,
 token gather, cross-attention rerank of the top 100, item join. Run it twice, once with
 ``OMP_WAIT_POLICY=PASSIVE`` in the environment, to see the OpenMP wait policy's cost.
 The last line with ``--json`` is one JSON object of the figures.
@@ -44,11 +44,12 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
-    from geoseek.cli._util import default_data_dir
+    from geoseek.capabilities.common import collection_model
+    from geoseek.capabilities.sketch_image.encode import encode_sketches
     from geoseek.cli.sketch_image import bench_queries
     from geoseek.collection import Collection
     from geoseek.encoders import sketch_image as si
-    from geoseek.sketch_image import collection_model, encode_sketches
+    from geoseek.paths import default_data_dir
     from geoseek.sources.sketch import load_sketch
 
     out: dict = {"threads": args.threads, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
@@ -99,6 +100,9 @@ def main() -> None:
     out["queries"] = len(inks)
     col.close()
     out = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in out.items()}
+    from geoseek.runtime import describe_runtime
+
+    out["runtime"] = describe_runtime()
     if args.json:
         print(json.dumps(out))
     else:

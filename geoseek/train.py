@@ -53,6 +53,8 @@ class FitConfig:
     monitor: str = "val"
     seed: int = 0
     threads: int | None = None
+    patience: int = 0
+    """Stop after this many validations without a better ``monitor`` (0: run all ``steps``)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -101,7 +103,15 @@ def fit(
     trainable = params if params is not None else [p for p in model.parameters() if p.requires_grad]
     if aux is not None and params is None:
         trainable += [p for p in aux.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    groups = task.param_groups() if params is None and hasattr(task, "param_groups") else None
+    if groups:  # optional per-group learning rates: {"params": [...], "lr_scale": s}
+        groups = [{"params": g["params"], "lr": cfg.lr * g.get("lr_scale", 1.0)} for g in groups]
+        if aux is not None:
+            groups[0]["params"] = list(groups[0]["params"]) + [p for p in aux.parameters() if p.requires_grad]
+        trainable = [p for g in groups for p in g["params"]]
+    opt = torch.optim.AdamW(groups or trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    task_rng = getattr(task, "rng", None)
+    task_rng = task_rng if isinstance(task_rng, np.random.Generator) else None
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
     start, best, history = 0, None, []
     if resume and last.is_file():
@@ -122,6 +132,8 @@ def fit(
         torch.set_rng_state(state["torch_rng"])
         np.random.set_state(state["numpy_rng"])
         random.setstate(state["python_rng"])
+        if task_rng is not None and "task_rng" in state:
+            task_rng.bit_generator.state = state["task_rng"]  # the batch stream continues where it stopped
     t0 = time.time()
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress, desc=task.model_name)
     running: dict[str, float] = {}
@@ -173,8 +185,13 @@ def fit(
                     "torch_rng": torch.get_rng_state(),
                     "numpy_rng": np.random.get_state(),
                     "python_rng": random.getstate(),
+                    **({"task_rng": task_rng.bit_generator.state} if task_rng is not None else {}),
                 },
                 tmp,
             )
             os.replace(tmp, last)
-    return {"best": best, "history": history, "steps": cfg.steps, "seconds": time.time() - t0}
+            if cfg.patience and best is not None and done - best["step"] >= cfg.patience * cfg.validate_every:
+                bar.write(f"step {done}: no better {cfg.monitor} in {cfg.patience} validations since step {best['step']}: stopping")
+                break
+    return {"best": best, "history": history, "steps": cfg.steps, "last_step": history[-1]["step"] if history else start,
+            "seconds": time.time() - t0}

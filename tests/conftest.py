@@ -21,3 +21,17 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.fail(f"real data not found at {path}: put ../shared beside the checkout or set GEOSEEK_DATA")
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_user_cache(tmp_path_factory) -> Path:
+    """Caches geoseek writes for the user (``$GEOSEEK_CACHE``: the exported ONNX backbone...) go to
+    a folder of this test session, never to the user's ``~/.cache`` (subprocesses inherit it)."""
+    path = tmp_path_factory.mktemp("geoseek-cache")
+    old = os.environ.get("GEOSEEK_CACHE")
+    os.environ["GEOSEEK_CACHE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("GEOSEEK_CACHE", None)
+    else:
+        os.environ["GEOSEEK_CACHE"] = old

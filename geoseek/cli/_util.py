@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
 
+from geoseek.argtypes import K, TILE_ZOOM, ZOOM, float_in, int_in  # noqa: F401  (re-exported for the CLI modules)
 from geoseek.paths import default_data_dir  # noqa: F401  (re-exported for the CLI modules)
 
 
@@ -15,7 +14,6 @@ def subparsers(verb_parser: argparse.ArgumentParser) -> argparse._SubParsersActi
         if isinstance(action, argparse._SubParsersAction):
             return action
     return verb_parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
-
 
 
 

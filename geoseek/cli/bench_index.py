@@ -26,6 +26,9 @@ def register(verbs: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--no-balltree", action="store_true", help="skip BallTree")
     p.add_argument("--workdir", help="where the temporary collection is built (default: system temp)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--memory-budget", default="2G",
+                   help="RAM the collection's index may hold, e.g. 2G, 512M or MB (default 2G): above it, "
+                   "IVF-PQ with exact re-ranking from the memory-mapped vectors replaces IVF-Flat")
     add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -43,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         n=args.n, dim=args.dim, n_queries=args.queries, batch=args.batch,
         latency_queries=min(args.latency_queries, args.queries),
         balltree_queries=min(args.balltree_queries, args.queries), workdir=args.workdir, seed=args.seed,
-        skip_balltree=args.no_balltree,
+        skip_balltree=args.no_balltree, memory_budget=args.memory_budget,
     )
     print(benchmark.table(res))
     if args.json:

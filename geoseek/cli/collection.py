@@ -1,4 +1,7 @@
-"""``geoseek collection info|add|search|remove``: inspect and edit collections."""
+"""``geoseek collection info|add|search|remove|verify|repair``: inspect, edit and check collections.
+
+Writing commands (add, remove, repair) hold the collection's writer lock for their whole run:
+a second writer fails with a message naming the holder, or queues with ``--wait``."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from pathlib import Path
 
 from geoseek.cli import emit_json
 from geoseek.cli._util import subparsers
+from geoseek.collection.locking import writer_lock
 from geoseek.errors import InvalidInputError, NotFoundError
 
 
@@ -17,8 +21,26 @@ def register(verbs: dict[str, argparse.ArgumentParser]) -> None:
     p = sub.add_parser("info", help="show a collection's manifest and counts",
                        description="Show a collection's manifest, counts, labels, arrays and files.")
     p.add_argument("collection", help="collection directory")
+    p.add_argument("--verify", action="store_true", help="check every file fully before answering (checksums, SQLite)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_info)
+
+    p = sub.add_parser("verify", help="check every file of a collection (checksums, SQLite integrity)",
+                       description="Check every file of a collection: recorded checksums, .npy and FAISS headers, "
+                       "SQLite integrity_check, index keys vs items, every vector finite. Exit 0 when intact, "
+                       "1 when damaged (the damaged file is named).")
+    p.add_argument("collection", help="collection directory")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run_verify)
+
+    p = sub.add_parser("repair", help="rebuild a collection's index from its intact stored vectors",
+                       description="Rebuild the vector index from the vectors stored in it (checksum intact) and the "
+                       "items in items.sqlite, atomically. Re-derives damaged keys/points/labels/alive arrays; "
+                       "refuses (naming the file) when the vectors or items.sqlite are damaged.")
+    p.add_argument("collection", help="collection directory")
+    p.add_argument("--wait", action="store_true", help="wait for another writer instead of failing")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run_repair)
 
     p = sub.add_parser(
         "add", help="add items and vectors (.npy + JSON/JSONL items)",
@@ -33,9 +55,15 @@ def register(verbs: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--modality", default="vectors", help="modality recorded when creating (default: vectors)")
     p.add_argument("--metric", default="ip", choices=["ip", "l2"], help="metric when creating (default ip)")
     p.add_argument("--backend", default="faiss", help="index backend when creating (faiss | qdrant)")
-    p.add_argument("--qdrant-url", help="Qdrant server URL when creating with --backend qdrant")
+    p.add_argument("--qdrant-url", help="Qdrant server URL when creating with --backend qdrant "
+                   "(default $GEOSEEK_QDRANT_URL; API key from $GEOSEEK_QDRANT_API_KEY)")
+    p.add_argument("--qdrant-shards", type=int, help="Qdrant shard_number when creating on a cluster")
+    p.add_argument("--qdrant-replicas", type=int, help="Qdrant replication_factor when creating on a cluster")
+    p.add_argument("--memory-budget", help="FAISS: RAM the index may hold when creating, e.g. 2G or 512M "
+                   "(default $GEOSEEK_INDEX_MEMORY_BUDGET, else a quarter of RAM); above it IVF-PQ is used")
     p.add_argument("--model-id", default="", help="model id recorded when creating")
     p.add_argument("--batch", type=int, default=50_000, help="items per batch (default 50000)")
+    p.add_argument("--wait", action="store_true", help="wait for another writer of the collection instead of failing")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_add)
 
@@ -54,18 +82,50 @@ def register(verbs: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("collection", help="collection directory")
     p.add_argument("ids", nargs="*", metavar="ID", help="item ids")
     p.add_argument("--ids-file", type=Path, help="file with one id per line")
+    p.add_argument("--wait", action="store_true", help="wait for another writer of the collection instead of failing")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_remove)
 
 
-def _open(path: str):
+def _open(path: str, verify: bool = False):
     from geoseek.collection import Collection, collection_path
 
-    return Collection.open(collection_path(path))
+    return Collection.open(collection_path(path), verify=verify)
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from geoseek.collection import collection_path
+    from geoseek.collection.repair import verify
+
+    path = collection_path(args.collection)
+    if not path.exists():
+        raise NotFoundError(f"no collection at {path}")
+    report = verify(path)
+    if args.json:
+        emit_json({k: v for k, v in report.items() if k != "files_checked"} | {"files_checked": len(report.get("files_checked", []))})
+    elif report["ok"]:
+        note = "" if report.get("checksums_recorded") else " (no checksums recorded: written by an older geoseek; " \
+                                                             "`geoseek collection repair` records them)"
+        print(f"{report['collection']}: intact ({report['count']} items, {len(report['files_checked'])} files checked){note}")
+    else:
+        print(f"{report['collection']}: DAMAGED: {report['file']} {report['problem']}")
+    return 0 if report["ok"] else 1
+
+
+def run_repair(args: argparse.Namespace) -> int:
+    from geoseek.collection import collection_path
+    from geoseek.collection.repair import repair
+
+    report = repair(collection_path(args.collection), wait=args.wait)
+    if args.json:
+        emit_json(report)
+    else:
+        print(f"repaired {report['collection']}: index rebuilt from the stored vectors ({report['count']} items)")
+    return 0
 
 
 def run_info(args: argparse.Namespace) -> int:
-    with _open(args.collection) as col:
+    with _open(args.collection, verify=getattr(args, "verify", False)) as col:
         info = col.info()
     if args.json:
         emit_json(info)
@@ -92,29 +152,32 @@ def read_items(path: Path) -> list:
 
     if not path.is_file():
         raise NotFoundError(f"items file {path} does not exist")
-    text = path.read_text()
-    stripped = text.lstrip()
-    try:
-        if stripped.startswith("["):
-            objs = json.loads(text)
-        else:
-            objs = []
-            for n, line in enumerate(text.splitlines(), 1):
-                if line.strip():
-                    try:
-                        objs.append(json.loads(line))
-                    except ValueError as exc:
-                        raise InvalidInputError(f"{path}:{n}: not JSON ({exc})") from None
-    except ValueError as exc:
-        raise InvalidInputError(f"{path}: not JSON ({exc})") from None
-    return [Item.from_json(o) for o in objs]
+    from geoseek.safejson import loads_limited
+
+    data = path.read_bytes()
+    if data.lstrip().startswith(b"["):
+        objs = loads_limited(data, max_bytes=MAX_ITEMS_FILE_BYTES, what=f"items file {path.name}")
+    else:
+        objs = []
+        for n, line in enumerate(data.splitlines(), 1):
+            if line.strip():
+                objs.append(loads_limited(line, max_bytes=MAX_ITEMS_FILE_BYTES, what=f"{path.name}:{n}"))
+    out = []
+    for i, o in enumerate(objs):
+        if not isinstance(o, dict):
+            raise InvalidInputError(f"items file {path.name}: item {i} is a {type(o).__name__}, not a JSON object")
+        out.append(Item.from_json(o))
+    return out
+
+
+MAX_ITEMS_FILE_BYTES = 4 << 30
+"""Largest items file ``collection add --items`` reads (4 GiB); nesting is limited by :mod:`geoseek.safejson`."""
 
 
 def run_add(args: argparse.Namespace) -> int:
     import numpy as np
-    from tqdm import tqdm
 
-    from geoseek.collection import Collection, collection_path
+    from geoseek.collection import collection_path
 
     if not args.vectors.is_file():
         raise NotFoundError(f"vectors file {args.vectors} does not exist")
@@ -129,10 +192,33 @@ def run_add(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"{len(items)} items in {args.items} but {len(vectors)} vectors in {args.vectors}")
     path = collection_path(args.collection)
     batch = max(1, args.batch)
+    with writer_lock(path, wait=args.wait):  # one writer for the whole command: all batches or a refusal
+        added = _add_locked(args, path, items, vectors, batch)
+    with _open(str(path)) as col:
+        count = len(col)
+    if args.json:
+        emit_json({"collection": str(path), "added": added, "count": count})
+    else:
+        print(f"added {added} items to {path} ({count} in all)")
+    return 0
+
+
+def _add_locked(args: argparse.Namespace, path: Path, items: list, vectors, batch: int) -> int:
+    import numpy as np
+    from tqdm import tqdm
+
+    from geoseek.collection import Collection
+
     if not path.exists():
         if not args.create:
             raise NotFoundError(f"no collection at {path} (pass --create to make one)")
-        options = {"url": args.qdrant_url} if args.qdrant_url else {}
+        if args.backend == "qdrant":
+            options = {k: v for k, v in (("url", args.qdrant_url), ("shard_number", args.qdrant_shards),
+                                         ("replication_factor", args.qdrant_replicas)) if v is not None}
+        else:
+            from geoseek.index.ivfpq import parse_memory_budget
+
+            options = {"memory_budget": parse_memory_budget(args.memory_budget)} if args.memory_budget else {}
         with Collection.create(path, modality=args.modality, dim=vectors.shape[1], metric=args.metric,
                                backend=args.backend, model_id=args.model_id, index_options=options) as b:
             for s in tqdm(range(0, len(items), batch), desc="adding", unit="batch", disable=len(items) <= batch):
@@ -144,14 +230,7 @@ def run_add(args: argparse.Namespace) -> int:
                 raise InvalidInputError(f"the vectors have {vectors.shape[1]} dimensions, {col.name} has {col.dim}")
             for s in tqdm(range(0, len(items), batch), desc="adding", unit="batch", disable=len(items) <= batch):
                 col.add(items[s:s + batch], np.asarray(vectors[s:s + batch]))
-        added = len(items)
-    with _open(str(path)) as col:
-        count = len(col)
-    if args.json:
-        emit_json({"collection": str(path), "added": added, "count": count})
-    else:
-        print(f"added {added} items to {path} ({count} in all)")
-    return 0
+    return len(items)
 
 
 def run_search(args: argparse.Namespace) -> int:
@@ -175,7 +254,9 @@ def run_remove(args: argparse.Namespace) -> int:
         ids += [line.strip() for line in args.ids_file.read_text().splitlines() if line.strip()]
     if not ids:
         raise InvalidInputError("give item ids to remove (arguments or --ids-file)")
-    with _open(args.collection) as col:
+    from geoseek.collection import collection_path
+
+    with writer_lock(collection_path(args.collection), wait=args.wait), _open(args.collection) as col:
         n = col.remove(ids)
         count = len(col)
     if args.json:

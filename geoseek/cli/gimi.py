@@ -57,7 +57,7 @@ def _data_dir(args: argparse.Namespace) -> Path:
 
 
 def _work_dir(args: argparse.Namespace) -> Path:
-    from geoseek.gimi import DEFAULT_WORK_DIR
+    from geoseek.capabilities.gimi.data import DEFAULT_WORK_DIR
 
     return args.work_dir or DEFAULT_WORK_DIR
 
@@ -96,7 +96,7 @@ def _train_cfg(args: argparse.Namespace, method: str | None = None) -> dict:
 # ---------------------------------------------------------------------------------- train
 def run_train(args: argparse.Namespace) -> int:
     from geoseek.cli import emit_json
-    from geoseek.gimi import GimiTrainConfig, load_features, train_gimi
+    from geoseek.capabilities.gimi import GimiTrainConfig, load_features, train_gimi
 
     if args.steps <= 0:
         raise ValueError("--steps must be > 0")
@@ -120,7 +120,7 @@ def _fmt(v: dict) -> str:
 
 def run_eval(args: argparse.Namespace) -> int:
     from geoseek.cli import emit_json
-    from geoseek.gimi import METHODS, evaluate_gimi, load_features
+    from geoseek.capabilities.gimi import METHODS, evaluate_gimi, load_features
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     bad = [m for m in methods if m not in METHODS]
@@ -152,22 +152,35 @@ def run_eval(args: argparse.Namespace) -> int:
 def run_build(args: argparse.Namespace) -> int:
     from geoseek.checkpoint import resolve_checkpoint
     from geoseek.cli import emit_json
-    from geoseek.gimi import TASK, build_collection, cached_features_for
+    from geoseek.capabilities.gimi import TASK, build_collection, cached_features_for
     from geoseek.sources.geo_image_dataset import build_geo_image_dataset
+
+    from geoseek.errors import InvalidInputError, NotFoundError
 
     model = resolve_checkpoint(args.model, TASK)
     if not Path(model).is_file():
-        from geoseek.errors import NotFoundError
-
         raise NotFoundError(f"no model checkpoint at {model}")
     if not args.geo_scale_m > 0:
         raise ValueError("--geo-scale-m must be > 0")
+    if args.data is None and args.osm is None and args.raster is None:
+        raise InvalidInputError("build geo-images needs your data: --data DIR (holding osm/ and imagery/), or the "
+                                "sources themselves with --osm PBF... and/or --raster TIF...")
     params = _dataset_params(args)
-    ds = build_geo_image_dataset(_data_dir(args), seed=args.seed, progress=not args.json, **params)
-    feats = cached_features_for(ds, _data_dir(args), _work_dir(args), args.seed, **params)
+    if args.data is None:  # only the sources named: no default source of the evaluation's data
+        params["osm"] = tuple(args.osm or ())
+        params["rasters"] = tuple(args.raster or ())
+    # explicit sources without --data: relative paths are taken from the current folder, not the evaluation's data
+    data_dir = Path(args.data) if args.data is not None else Path(".")
+    if args.data is not None and not data_dir.is_dir():
+        raise NotFoundError(f"no data directory at {data_dir}")
+    ds = build_geo_image_dataset(data_dir, seed=args.seed, progress=not args.json, **params)
+    feats = cached_features_for(ds, data_dir, _work_dir(args), args.seed, **params)
+    from geoseek.cli._build_flags import build_kwargs
+
+    report: dict = {}
     col = build_collection(ds, model, args.out, overwrite=args.overwrite, geo_scale_m=args.geo_scale_m,
-                           progress=not args.json, features=feats)
-    result = {"out": str(col.path), "count": len(col), "dim": col.dim, "model": str(model)}
+                           progress=not args.json, features=feats, report=report, **build_kwargs(args))
+    result = {**report, "out": str(col.path), "count": len(col), "dim": col.dim, "model": str(model)}
     if args.json:
         emit_json(result)
     else:
@@ -184,6 +197,9 @@ def register(verbs: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing collection")
     p.add_argument("--geo-scale-m", type=float, default=5000.0,
                    help="distance scale s of the geographic similarity exp(−d/s) used by --geo-weight (default 5000 m)")
+    from geoseek.cli._build_flags import add_build_flags
+
+    add_build_flags(p, partition_size=256, unit="images")
     add_json_flag(p)
     p.set_defaults(func=run_build)
 

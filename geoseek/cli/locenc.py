@@ -85,7 +85,7 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
 
 
 def _load(name: str, data_dir: Path | None, split_seed: int):
-    from geoseek.geoprior import load_dataset
+    from geoseek.capabilities.geoprior import load_dataset
     from geoseek.sources.occurrences import split_per_class
 
     data = load_dataset(name, data_dir or default_data_dir(), seed=split_seed)
@@ -101,7 +101,7 @@ def _emit(obj: Any) -> None:
 def run_train(args: argparse.Namespace) -> int:
     import torch
 
-    from geoseek.geoprior import GeoPriorConfig, evaluate_geoprior, frequency_baseline, train_geoprior
+    from geoseek.capabilities.geoprior import GeoPriorConfig, evaluate_geoprior, frequency_baseline, train_geoprior
 
     torch.set_num_threads(args.threads)
     data, split = _load(args.data, args.data_dir, args.split_seed)
@@ -124,10 +124,10 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    import geoseek.geoprior  # noqa: F401  (registers the "geoprior" model)
+    import geoseek.encoders.geoprior  # noqa: F401  (registers the "geoprior" model)
     from geoseek.checkpoint import load_model
     from geoseek.errors import InvalidInputError
-    from geoseek.geoprior import evaluate_geoprior, frequency_baseline
+    from geoseek.capabilities.geoprior import evaluate_geoprior, frequency_baseline
 
     model, payload = load_model(args.checkpoint)
     if payload["model"] != "geoprior":
@@ -227,7 +227,7 @@ def run_locenc(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from geoseek.encoders.registry import create_location_encoder
-    from geoseek.geoprior import GeoPriorConfig, evaluate_geoprior, frequency_baseline, train_geoprior
+    from geoseek.capabilities.geoprior import GeoPriorConfig, evaluate_geoprior, frequency_baseline, train_geoprior
 
     torch.set_num_threads(args.threads)
     started = time.time()

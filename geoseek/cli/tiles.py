@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from geoseek.cli._util import add_json_flag, default_data_dir, subparsers
+from geoseek.cli._build_flags import add_build_flags
+from geoseek.cli._util import TILE_ZOOM, add_json_flag, default_data_dir, int_in, subparsers
 
 
 def _region(path: str) -> Path:
@@ -26,7 +27,7 @@ def _default_region(name: str = "malta-2018-08.osm.pbf") -> str:
 
 def run_train(args: argparse.Namespace) -> int:
     from geoseek.cli import emit_json
-    from geoseek.tiles import TileTrainConfig, train_tiles
+    from geoseek.capabilities.tiles.task import TileTrainConfig, train_tiles
     from geoseek.train import FitConfig
 
     if args.steps <= 0 or args.batch <= 1:
@@ -51,13 +52,14 @@ def run_train(args: argparse.Namespace) -> int:
         val_retrieval=args.val_retrieval, mining=args.mining, land_use_aux=args.land_use_aux,
         land_use_balance=args.land_use_balance, land_use_target=args.land_use_target,
         triplet_weight=args.triplet_weight,
-        batch_negatives=not args.rendered_negatives,
+        batch_negatives=not args.rendered_negatives, mix=args.mix,
         sampler={"d_pos": args.d_pos, "d_neg": args.d_neg, "window_m": args.window_m, "size": args.size,
                  "split_block_m": args.split_block_m, "drop_land_use": args.drop_land_use, "split_holdout": args.split_holdout, "split": args.split_holdout > 0},
     )
     fit_cfg = FitConfig(steps=args.steps, lr=args.lr, validate_every=args.validate_every, threads=args.threads,
                         seed=args.seed, warmup=min(100, args.steps // 10))
-    summary = train_tiles(_region(args.region), args.out, cfg, fit_cfg, resume=not args.no_resume,
+    regions = [_region(r) for r in args.region] if args.region else [_region(_default_region())]
+    summary = train_tiles(regions if len(regions) > 1 else regions[0], args.out, cfg, fit_cfg, resume=not args.no_resume,
                           progress=not args.json, init=args.init, members=args.ensemble)
     result = {"out": str(args.out), "steps": summary["steps"], "seconds": summary["seconds"], "best": summary["best"]}
     if args.json:
@@ -72,11 +74,27 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_build(args: argparse.Namespace) -> int:
     from geoseek.cli import emit_json
-    from geoseek.tiles import build_osm_collection
+    from geoseek.capabilities.tiles.build import build_osm_collection
 
-    result = build_osm_collection(
-        _region(args.region), args.out, args.model, zoom=args.zoom, overwrite=args.overwrite, progress=True
-    )
+    from geoseek.cli._build_flags import build_kwargs
+    from geoseek.capabilities.common.regions import parse_duration
+
+    region = _region(args.region)
+    adapt_s = parse_duration(args.adapt)
+    if adapt_s > 0:  # fine-tune on the region's own OSM first (no labels); the collection keeps the adapted model
+        from geoseek.capabilities.common.adapt import adapted_checkpoint
+        from geoseek.capabilities.tiles.adapt import adapt_tiles
+
+        net, payload, record = adapt_tiles(region, args.model, adapt_s, seed=args.adapt_seed, progress=True)
+        with adapted_checkpoint(net, payload, record, Path(args.out).parent) as path:
+            result = build_osm_collection(region, args.out, path, zoom=args.zoom, overwrite=args.overwrite, progress=True,
+                                          extra={"adaptation": record}, **build_kwargs(args))
+        result["adaptation"] = record
+    else:
+        result = build_osm_collection(
+            region, args.out, args.model, zoom=args.zoom, overwrite=args.overwrite, progress=True,
+            **build_kwargs(args),
+        )
     if args.json:
         emit_json(result)
     else:
@@ -90,12 +108,25 @@ def run_build(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     from geoseek.cli import emit_json
-    from geoseek.tiles import evaluate_tiles
+    from geoseek.capabilities.tiles.evaluate import evaluate_tiles
+
+    from geoseek.capabilities.common.regions import parse_duration
 
     baselines = [b for b in args.baselines.split(",") if b] if args.baselines else []
-    result = evaluate_tiles(_region(args.region), args.model, zoom=args.zoom, split=args.split,
-                            exclude_m=args.exclude_m, baselines=baselines, progress=not args.json,
-                            figures=args.figures, protocols=[p for p in args.protocol.split(",") if p])
+    regions = [_region(r) for r in args.region] if args.region else [_region(_default_region())]
+    adapt_s = parse_duration(args.adapt)
+    eval_kw = {"zoom": args.zoom, "exclude_m": args.exclude_m, "baselines": baselines,
+               "protocols": [p for p in args.protocol.split(",") if p]}
+    if args.leave_one_out or len(regions) > 1:
+        return _eval_regions(args, regions, adapt_s, eval_kw)
+    if adapt_s > 0:
+        from geoseek.capabilities.tiles.regions import score_region
+
+        result = score_region(regions[0], args.model, adapt_s=adapt_s, adapt_seed=args.adapt_seed,
+                              progress=not args.json, split=args.split, figures=args.figures, **eval_kw)
+    else:
+        result = evaluate_tiles(regions[0], args.model, split=args.split, progress=not args.json,
+                                figures=args.figures, **eval_kw)
     if args.json:
         emit_json(result)
     else:
@@ -111,6 +142,63 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _loo_recipe(args: argparse.Namespace):
+    """The folds' recipe: the default model's training task (or ``--recipe`` JSON over it), no held-out blocks."""
+    import json
+    from dataclasses import fields
+
+    from geoseek.capabilities.tiles.task import TileTrainConfig
+    from geoseek.checkpoint import read_checkpoint, resolve_checkpoint
+    from geoseek.errors import InvalidInputError
+    from geoseek.train import FitConfig
+
+    base = read_checkpoint(resolve_checkpoint("default", "tiles")).get("data", {}).get("task", {})
+    try:
+        over = json.loads(args.recipe) if args.recipe else {}
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"--recipe is not JSON: {exc}") from None
+    known = {f.name for f in fields(TileTrainConfig)}
+    bad = sorted(set(over) - known)
+    if bad:
+        raise InvalidInputError(f"--recipe: unknown fields {bad} (known: {sorted(known)})")
+    task = {k: v for k, v in {**base, **over}.items() if k in known}
+    task["sampler"] = {**base.get("sampler", {}), **over.get("sampler", {}), "split": False, "split_holdout": 0.0}
+    cfg = TileTrainConfig(**task)
+    if args.steps < 1:
+        raise InvalidInputError("--steps must be >= 1")
+    fit_cfg = FitConfig(steps=args.steps, lr=args.lr, validate_every=args.validate_every, threads=args.threads,
+                        seed=args.seed, warmup=min(100, args.steps // 10),
+                        monitor="val_p10" if cfg.val_retrieval > 0 else "val")
+    return cfg, fit_cfg
+
+
+def _eval_regions(args: argparse.Namespace, regions: list[Path], adapt_s: float, eval_kw: dict) -> int:
+    """Several regions, or ``--leave-one-out``: per-region figures, skipped regions with why, and their mean."""
+    import sys
+
+    from geoseek.cli import emit_json
+    from geoseek.capabilities.tiles.regions import evaluate_regions, leave_one_out
+    from geoseek.errors import InvalidInputError
+
+    kw = {**eval_kw, "adapt_s": adapt_s, "adapt_seed": args.adapt_seed}
+    if args.leave_one_out:
+        if not args.checkpoints:
+            raise InvalidInputError("--leave-one-out needs --checkpoints DIR (the folds' models are kept there)")
+        cfg, fit_cfg = _loo_recipe(args)
+        out = leave_one_out(regions, cfg, fit_cfg, args.checkpoints, progress=not args.json, **kw)
+    else:
+        out = evaluate_regions(regions, args.model, progress=not args.json, split=args.split, **kw)
+    for r in out["regions"]:
+        mac = r.get("macro_p_at_10")
+        print(f"{r['region']:>28}: P@10 {r['p_at_10']:.3f} (raw {r.get('raw_p_at_10', float('nan')):.3f}), macro "
+              f"{'-' if mac is None else f'{mac:.3f}'}, {r['query_tiles']} query tiles", file=sys.stderr)
+    for r in out["skipped"]:
+        print(f"{r['region']:>28}: skipped ({r['reason']})", file=sys.stderr)
+    if args.json:
+        emit_json(out)
+    return 0
+
+
 # --- bench ---------------------------------------------------------------------------------------
 
 
@@ -123,7 +211,7 @@ def run_bench(args: argparse.Namespace) -> int:
     from geoseek.checkpoint import load_model
     from geoseek.cli import emit_json
     from geoseek.sources.render import nonempty_tiles, render_xyz
-    from geoseek.tiles import embed_tiles, load_features
+    from geoseek.capabilities.tiles.data import embed_tiles, load_features
 
     torch.set_num_threads(args.threads)
     t0 = time.time()
@@ -157,8 +245,12 @@ def run_bench(args: argparse.Namespace) -> int:
 
 def register(verbs: dict[str, argparse.ArgumentParser]) -> None:
     p = subparsers(verbs["train"]).add_parser(
-        "tiles", help="train a Loc2Vec tile encoder on an OSM file (triplet loss, near = similar)")
-    p.add_argument("region", nargs="?", default=_default_region(), help="OSM file (.osm.pbf, .osm, .osm.gz, .osm.bz2)")
+        "tiles", help="train a Loc2Vec tile encoder on one or several OSM files (triplet loss, near = similar)")
+    p.add_argument("region", nargs="*", help="OSM file(s) (.osm.pbf, .osm, .osm.gz, .osm.bz2; default: Malta under "
+                   "the data folder); several: each batch's pairs are shared among them by --mix")
+    p.add_argument("--mix", choices=("sqrt", "uniform", "size"), default="sqrt",
+                   help="several regions: each pair draws its region with probability ∝ sqrt(its non-empty z16 "
+                        "cells) (sqrt), equally (uniform) or ∝ its cells (size)")
     p.add_argument("--out", type=Path, default=Path("tiles-model.pt"), help="checkpoint path (resumes from OUT.last)")
     p.add_argument("--model", default="tile-cnn", help="tile encoder: tile-cnn or tile-efficientnet-lite0")
     p.add_argument("--dim", type=int, default=128)
@@ -215,15 +307,36 @@ def register(verbs: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("region", help="OSM file (.osm.pbf, .osm, .osm.gz, .osm.bz2)")
     p.add_argument("--out", required=True, type=Path, help="collection directory")
     p.add_argument("--model", default="default", help="tile model checkpoint, or 'default'")
-    p.add_argument("--zoom", type=int, default=17, help="XYZ zoom of the tiles (17 ≈ 250 m at 36° N)")
+    p.add_argument("--zoom", type=TILE_ZOOM, default=17, help="XYZ zoom of the tiles (17 ≈ 250 m at 36° N)")
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--adapt", default="0", metavar="DURATION",
+                   help="fine-tune the model on the region's own OSM first (Loc2Vec triplets, no labels) for this "
+                        "long: 30s, 10m, 1h (0: no); the collection keeps the adapted model, its manifest's "
+                        "extra.adaptation says what was done")
+    p.add_argument("--adapt-seed", type=int, default=0, help="seed of the adaptation")
+    add_build_flags(p, partition_size=256, unit="tiles")
     add_json_flag(p)
     p.set_defaults(func=run_build)
 
     p = subparsers(verbs["eval"]).add_parser("tiles", help="land-use kNN retrieval of tile embeddings vs baselines")
-    p.add_argument("region", nargs="?", default=_default_region())
+    p.add_argument("region", nargs="*", help="OSM file(s) (default: Malta under the data folder); several: "
+                   "per-region figures, skipped regions with the reason, and their mean")
+    p.add_argument("--adapt", default="0", metavar="DURATION",
+                   help="first fine-tune the model on the region (Loc2Vec triplets, no labels) for this long: 30s, "
+                        "10m, 1h (0: no); the JSON gains adapt_seconds and the adaptation's record")
+    p.add_argument("--adapt-seed", type=int, default=0, help="seed of the adaptation")
+    p.add_argument("--leave-one-out", action="store_true",
+                   help="for each region, train a model on the others (the default model's recipe, --recipe, "
+                        "--steps) and score it there")
+    p.add_argument("--checkpoints", type=Path, help="--leave-one-out: folder of the folds' models (reused by reruns)")
+    p.add_argument("--recipe", help="--leave-one-out: JSON of TileTrainConfig fields over the default model's recipe")
+    p.add_argument("--steps", type=int, default=3000, help="--leave-one-out: training steps per fold")
+    p.add_argument("--lr", type=float, default=2e-3, help="--leave-one-out: learning rate")
+    p.add_argument("--validate-every", type=int, default=200, help="--leave-one-out: validation interval")
+    p.add_argument("--seed", type=int, default=0, help="--leave-one-out: training seed")
+    p.add_argument("--threads", type=int, default=1, help="--leave-one-out: torch threads of training")
     p.add_argument("--model", default="default")
-    p.add_argument("--zoom", type=int, default=17)
+    p.add_argument("--zoom", type=TILE_ZOOM, default=17)
     p.add_argument("--split", choices=("test", "all", "train"), default=None,
                    help="tiles to evaluate (default: held-out blocks when the model was trained on this region, else all)")
     p.add_argument("--exclude-m", type=float, default=1000.0, help="ignore database tiles this close to the query")
@@ -238,8 +351,8 @@ def register(verbs: dict[str, argparse.ArgumentParser]) -> None:
     p = subparsers(verbs["bench"]).add_parser("tiles", help="tiles/s rendered and embedded")
     p.add_argument("region", nargs="?", default=_default_region())
     p.add_argument("--model", default="default")
-    p.add_argument("--zoom", type=int, default=17)
-    p.add_argument("-n", type=int, default=1000, help="tiles to time")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--zoom", type=TILE_ZOOM, default=17)
+    p.add_argument("-n", type=int_in(1, 1_000_000), default=1000, help="tiles to time")
+    p.add_argument("--threads", type=int_in(1, 256), default=2)
     add_json_flag(p)
     p.set_defaults(func=run_bench)

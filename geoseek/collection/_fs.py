@@ -129,3 +129,59 @@ def clean_stale(parent: Path, prefix: str) -> list[Path]:
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
         removed.append(p)
     return removed
+
+
+_RENAME_NOREPLACE = 1
+
+
+def rename_noreplace(src: Path, dst: Path) -> None:
+    """Rename ``src`` to ``dst`` only if ``dst`` does not exist (atomically on Linux, via
+    ``renameat2(RENAME_NOREPLACE)``); ConflictError if it does."""
+    from geoseek.errors import ConflictError
+
+    global _libc
+    src, dst = Path(src), Path(dst)
+    fn = None
+    try:
+        if _libc is None:
+            _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fn = _libc.renameat2
+    except (OSError, AttributeError):
+        fn = None
+    if fn is not None:
+        rc = fn(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE)
+        if rc == 0:
+            fsync_path(dst.parent)
+            return
+        err = ctypes.get_errno()
+        if err == errno.EEXIST:
+            raise ConflictError(f"{dst.name} was created by another writer meanwhile; nothing was replaced")
+        if err not in (errno.ENOSYS, errno.EINVAL):
+            raise OSError(err, os.strerror(err), str(dst))
+    if dst.exists():
+        raise ConflictError(f"{dst.name} was created by another writer meanwhile; nothing was replaced")
+    os.rename(src, dst)
+    fsync_path(dst.parent)
+
+
+FAULT_ENV = "GEOSEEK_FAULT"
+"""Test hook: ``GEOSEEK_FAULT=<point>`` kills the process (SIGKILL) when it reaches ``<point>``;
+``<point>:sleep:<seconds>`` sleeps there instead. Points: ``build:before-swap``,
+``add:before-commit``, ``commit:after-pending``, ``commit:after-swap``, ``add:before-sqlite-commit``,
+``remove:after-sqlite-commit``, ``lock:acquired``."""
+
+
+def fault(point: str) -> None:
+    """Fault-injection point (no-op unless ``$GEOSEEK_FAULT`` names ``point``)."""
+    spec = os.environ.get(FAULT_ENV)
+    if not spec or not spec.startswith(point):
+        return
+    rest = spec[len(point):]
+    if rest == "":
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif rest.startswith(":sleep:"):
+        import time
+
+        time.sleep(float(rest[len(":sleep:"):]))

@@ -13,22 +13,34 @@ Builds write everything into a sibling ``.<name>.build-<pid>-*`` directory, fsyn
 it in with one rename: until then the previous collection stays intact and searchable, and a
 killed build leaves only a stale temp directory (removed by the next build).
 
-Incremental edits are ordered so a crash can only leave *orphan* vectors (keys in the index
-with no item in SQLite): additions save the index (atomically) before committing the SQLite
-transaction; removals commit SQLite first. Orphans are never returned (hits are joined from
-SQLite) and :meth:`Collection.open` removes them.
+Writers (builds, adds, removes, repairs) hold the collection's writer lock
+(:mod:`geoseek.collection.locking`, ``<path>.lock``) and re-check, right before they replace
+anything, that the manifest's ``build_id`` and ``generation`` are still the ones they started
+from (else ConflictError, nothing written). A build without ``overwrite`` refuses at commit an
+output that appeared meanwhile.
+
+Incremental edits write the new index into ``.index.new-*``, record its checksums in the
+manifest as ``pending``, swap it in (one atomic rename), then write the manifest with the new
+``generation`` and checksums (see :mod:`geoseek.collection.integrity`). They are ordered so a
+crash can only leave *orphan* vectors (keys in the index with no item in SQLite): additions save
+the index before committing the SQLite transaction; removals commit SQLite first. Orphans are
+never returned (hits are joined from SQLite) and :meth:`Collection.open` removes them. Readers
+load manifest, index and SQLite, then re-read the manifest and start again if it changed, so
+they never mix two generations.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import os
-import re
 import secrets
 import shutil
+import socket
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,190 +48,50 @@ from typing import Any
 
 import numpy as np
 
-from geoseek.collection import _fs
+from geoseek.collection import _fs, integrity, locking
+from geoseek.collection._rwlock import RWLock
+from geoseek.collection.builder import CollectionBuilder, OutputExistsError, check_items, lonlat_labels
+from geoseek.collection.manifest import (
+    ARRAYS_DIR,
+    FILES_DIR,
+    FORMAT_VERSION,
+    INDEX_DIR,
+    ITEMS_DB,
+    MANIFEST,
+    NewerFormatError,  # noqa: F401  (re-exported by geoseek.collection)
+    check_name,
+    parse_manifest,
+    read_manifest_bytes,
+    state,
+    writer_active,
+)
+from geoseek.collection.integrity import CollectionError, CorruptCollectionError, DamagedFileError  # noqa: F401  (re-exported)
 from geoseek.collection.items import Hits, Item, ItemCache, ItemStore
-from geoseek.errors import GeoseekError, InvalidInputError, NotFoundError
-from geoseek.index.base import BACKENDS, METRICS, Filter, VectorIndex, check_vectors, load_index
+from geoseek.errors import ConflictError, DamagedDataError, GeoseekError, InvalidInputError, NotFoundError
+from geoseek.index.base import BACKENDS, METRICS, Filter, VectorIndex, check_vectors, clamp_k, load_index
 
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-ITEMS_DB = "items.sqlite"
-INDEX_DIR = "index"
-ARRAYS_DIR = "arrays"
-FILES_DIR = "files"
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+_OPEN_ATTEMPTS = 100
+_OPEN_RETRY_S = 0.05
 
 
-class CollectionError(GeoseekError):
-    """A collection on disk cannot be used."""
+def _sqlite_guard(fn):
+    """Turn SQLite errors of a collection read into DamagedDataError naming items.sqlite."""
 
-
-class CorruptCollectionError(CollectionError):
-    """A collection's files are missing, unreadable or inconsistent."""
-
-
-class NewerFormatError(CollectionError):
-    """The collection was written by a newer geoseek (format version above ours)."""
-
-
-def _check_name(name: str, what: str) -> str:
-    if not _NAME_RE.match(name) or name in (".", ".."):
-        raise InvalidInputError(f"{what} name {name!r} must be letters, digits, '_', '-', '.'")
-    return name
-
-
-def _lonlat_labels(items: Sequence[Item]) -> tuple[np.ndarray, list[str | None]]:
-    lonlat = np.array([it.lonlat for it in items], dtype=np.float64).reshape(-1, 2)
-    return lonlat, [it.label for it in items]
-
-
-def _check_items(items: Sequence[Item], vectors: np.ndarray, dim: int) -> tuple[list[Item], np.ndarray]:
-    items = list(items)
-    for it in items:
-        if not isinstance(it, Item):
-            raise InvalidInputError(f"expected Item objects, got {type(it).__name__}")
-    vectors = check_vectors(vectors, dim)
-    if len(vectors) != len(items):
-        raise InvalidInputError(f"{len(items)} items but {len(vectors)} vectors")
-    return items, vectors
-
-
-class _RWLock:
-    """Many readers or one writer (writers are not re-entrant)."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._readers = 0
-        self._writer = False
-
-    @contextmanager
-    def read(self) -> Iterator[None]:
-        with self._cond:
-            while self._writer:
-                self._cond.wait()
-            self._readers += 1
+    @functools.wraps(fn)
+    def wrapper(self: Collection, *args: Any, **kwargs: Any) -> Any:
         try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if not self._readers:
-                    self._cond.notify_all()
+            return fn(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            raise _sqlite_damage(self.name, exc) from None
 
-    @contextmanager
-    def write(self) -> Iterator[None]:
-        with self._cond:
-            while self._writer or self._readers:
-                self._cond.wait()
-            self._writer = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writer = False
-                self._cond.notify_all()
+    return wrapper
 
 
-class CollectionBuilder:
-    """Writes a new collection aside and swaps it in on :meth:`commit` (or a clean ``with`` exit)."""
-
-    def __init__(self, path: Path, manifest: dict[str, Any], index_options: dict[str, Any]) -> None:
-        self.path = path
-        self.manifest = manifest
-        self.tmp = path.with_name(f".{path.name}.build-{os.getpid()}-{secrets.token_hex(4)}")
-        self.tmp.mkdir(parents=True)
-        self._store = ItemStore(self.tmp / ITEMS_DB, create=True, fast=True)
-        self.index: VectorIndex = BACKENDS.create(
-            manifest["backend"], dim=manifest["dim"], metric=manifest["metric"], **index_options
-        )
-        self._next_key = 0
-        self._done = False
-        # FAISS chooses and trains its index by size: give it everything at once
-        self._buffer: list | None = [] if manifest["backend"] == "faiss" else None
-
-    def __enter__(self) -> CollectionBuilder:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()
-
-    def add(self, items: Sequence[Item], vectors: np.ndarray) -> np.ndarray:
-        """Add items with their vectors (N, D); returns their keys (consecutive, in add order)."""
-        items, vectors = _check_items(items, vectors, self.manifest["dim"])
-        keys = np.arange(self._next_key, self._next_key + len(items), dtype=np.int64)
-        self._store.begin()
-        try:
-            self._store.insert(keys, items)
-            self._store.commit()
-        except BaseException:
-            self._store.rollback()
-            raise
-        lonlat, labels = _lonlat_labels(items)
-        if self._buffer is not None:  # the index is built once at commit, knowing the final size
-            self._buffer.append((keys, vectors.copy(), lonlat, labels))
-        else:
-            self.index.add(keys, vectors, lonlat, labels)
-        self._next_key += len(items)
-        return keys
-
-    def _flush(self) -> None:
-        if self._buffer:
-            keys = np.concatenate([b[0] for b in self._buffer])
-            vectors = np.concatenate([b[1] for b in self._buffer])
-            lonlat = np.concatenate([b[2] for b in self._buffer])
-            labels = [lab for b in self._buffer for lab in b[3]]
-            self._buffer = []
-            self.index.add(keys, vectors, lonlat, labels)
-
-    def put_array(self, name: str, array: np.ndarray) -> None:
-        """Store a named numpy array beside the items (row i <-> key i, i.e. add order)."""
-        _check_name(name, "array")
-        (self.tmp / ARRAYS_DIR).mkdir(exist_ok=True)
-        np.save(self.tmp / ARRAYS_DIR / f"{name}.npy", np.asarray(array))
-
-    def put_file(self, name: str, src: str | os.PathLike) -> None:
-        """Copy file ``src`` into the collection as ``files/<name>``."""
-        _check_name(name, "file")
-        src = Path(src)
-        if not src.is_file():
-            raise NotFoundError(f"file {src} does not exist")
-        (self.tmp / FILES_DIR).mkdir(exist_ok=True)
-        shutil.copyfile(src, self.tmp / FILES_DIR / name)
-
-    def commit(self) -> Collection:
-        """Finish the build: save, fsync, swap into place; returns the opened collection."""
-        if self._done:
-            raise InvalidInputError("this build is already finished")
-        try:
-            self._flush()
-            self.manifest["count"] = self._store.count()
-            self._store.conn.execute("PRAGMA journal_mode=DELETE")
-            self._store.close()
-            self.index.save(self.tmp / INDEX_DIR)
-            self.index.close()
-            _fs.write_json_atomic(self.tmp / MANIFEST, self.manifest)
-            _fs.fsync_tree(self.tmp)
-            _fs.swap_dir(self.tmp, self.path)
-        except BaseException:
-            self.abort()
-            raise
-        self._done = True
-        return Collection.open(self.path)
-
-    def abort(self) -> None:
-        """Drop the build; the previous collection (if any) is untouched."""
-        if self._done:
-            return
-        self._done = True
-        for close in (self._store.close, getattr(self.index, "destroy", self.index.close)):
-            try:
-                close()
-            except Exception:  # noqa: BLE001 - best effort while failing
-                pass
-        shutil.rmtree(self.tmp, ignore_errors=True)
+def _sqlite_damage(name: str, exc: sqlite3.DatabaseError) -> GeoseekError:
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+        return ConflictError(f"collection {name} is busy (its items database is locked); try again")
+    return DamagedFileError(name, ITEMS_DB, f"is unreadable ({text[:120]})")
 
 
 class Collection:
@@ -234,7 +106,7 @@ class Collection:
         self.manifest = manifest
         self.store = store
         self.index = index
-        self._rw = _RWLock()  # searches share it; add/remove take it alone
+        self._rw = RWLock()  # searches share it; add/remove take it alone
         self._cache_lock = threading.Lock()
         self._cache: ItemCache | None = None
         self._arrays: dict[str, tuple[tuple[int, int, int], np.ndarray]] = {}
@@ -255,6 +127,7 @@ class Collection:
         overwrite: bool = False,
         extra: dict[str, Any] | None = None,
         index_options: dict[str, Any] | None = None,
+        wait: bool | None = None,
     ) -> CollectionBuilder:
         """Start an atomic build of a collection at ``path`` (use as a context manager).
 
@@ -264,6 +137,12 @@ class Collection:
             overwrite: replace an existing collection (only once the new one is complete).
             extra: JSON-serializable extras stored in the manifest.
             index_options: backend keyword arguments (e.g. ``{"url": ...}`` for Qdrant).
+            wait: when another process is writing ``path``, wait for it (True) or raise
+                ConflictError (False); None: :func:`geoseek.collection.locking.default_wait`.
+
+        The builder holds ``path``'s writer lock until it commits or aborts. Without
+        ``overwrite``, an output that exists at the start or appears before the commit is
+        refused (:class:`OutputExistsError`, a ConflictError).
         """
         path = Path(path).absolute()
         if metric not in METRICS:
@@ -271,14 +150,8 @@ class Collection:
         if int(dim) <= 0:
             raise InvalidInputError(f"dim must be > 0, got {dim}")
         BACKENDS.get(backend)
-        _fs.recover_dir(path)
-        if path.exists():
-            if not overwrite:
-                raise InvalidInputError(f"{path} already exists (pass overwrite=True / --overwrite to replace it)")
-            if not path.is_dir() or (any(path.iterdir()) and not (path / MANIFEST).is_file()):
-                raise InvalidInputError(f"{path} exists and is not a collection; refusing to replace it")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _fs.clean_stale(path.parent, f".{path.name}.build-")
+        if path.exists() and not overwrite:  # early, friendly refusal; re-checked under the lock
+            raise OutputExistsError(f"{path} already exists (pass overwrite=True / --overwrite to replace it)")
         try:
             json.dumps(extra or {})
         except (TypeError, ValueError) as exc:
@@ -295,59 +168,90 @@ class Collection:
             "count": 0,
             "extra": dict(extra or {}),
         }
-        return CollectionBuilder(path, manifest, dict(index_options or {}))
+        return CollectionBuilder(path, manifest, dict(index_options or {}), overwrite=overwrite, wait=wait)
 
     @classmethod
-    def open(cls, path: str | os.PathLike) -> Collection:
-        """Open the collection at ``path``.
+    def open(cls, path: str | os.PathLike, *, verify: bool = False) -> Collection:
+        """Open the collection at ``path``, checking its files cheaply (``verify``: fully).
+
+        What is checked: :mod:`geoseek.collection.integrity`. A reader never mixes two
+        generations of a collection that is being written: it re-reads the manifest after
+        loading and starts again when it changed.
 
         Raises:
             NotFoundError: nothing there. NewerFormatError: written by a newer geoseek.
-            CorruptCollectionError: files missing, unreadable or inconsistent.
+            DamagedDataError (CorruptCollectionError, DamagedFileError): a file is missing,
+            damaged or inconsistent; the message names it relative to the collection.
+            ConflictError: the collection kept changing while being opened.
         """
         path = Path(path).absolute()
         _fs.recover_dir(path)
         if not path.exists():
             raise NotFoundError(f"no collection at {path}")
         if not path.is_dir():
-            raise CorruptCollectionError(f"{path} is not a collection directory")
-        try:
-            manifest = json.loads((path / MANIFEST).read_text())
-            if not isinstance(manifest, dict):
-                raise ValueError("not a JSON object")
-        except FileNotFoundError:
-            raise CorruptCollectionError(f"{path} is not a collection: {MANIFEST} is missing") from None
-        except (OSError, ValueError) as exc:
-            raise CorruptCollectionError(f"{path / MANIFEST} is unreadable: {exc}") from None
-        fmt = manifest.get("format")
-        if not isinstance(fmt, int):
-            raise CorruptCollectionError(f"{path / MANIFEST} has no integer 'format' version")
-        if fmt > FORMAT_VERSION:
-            raise NewerFormatError(
-                f"{path} has collection format {fmt}, this geoseek reads up to {FORMAT_VERSION}: upgrade geoseek"
-            )
-        for key in ("dim", "metric", "backend"):
-            if key not in manifest:
-                raise CorruptCollectionError(f"{path / MANIFEST} lacks {key!r}")
+            raise CorruptCollectionError(f"{path.name} is not a collection directory")
+        for _attempt in range(_OPEN_ATTEMPTS):
+            raw = read_manifest_bytes(path)
+            manifest = parse_manifest(path, raw)
+            if writer_active(manifest):  # a commit is swapping files right now
+                time.sleep(_OPEN_RETRY_S)
+                continue
+            try:
+                col = cls._load(path, manifest, verify)
+            except DamagedDataError:
+                if read_manifest_bytes(path) != raw:
+                    continue  # a writer replaced files while we read them: read the new state
+                raise
+            if read_manifest_bytes(path) == raw:
+                return col
+            col.close()
+        raise ConflictError(f"collection {path.name} kept changing while being opened; try again")
+
+    @classmethod
+    def _load(cls, path: Path, manifest: dict[str, Any], verify: bool) -> Collection:
+        name = path.name
         _fs.clean_stale(path, f".{INDEX_DIR}.new-")
         _fs.recover_dir(path / INDEX_DIR)
+        integrity.cheap_check(path, manifest, name, ITEMS_DB)
+        if verify:
+            integrity.check_checksums(path, manifest, name)
+            integrity.sqlite_check(path, ITEMS_DB, name, full=True)
         try:
             store = ItemStore(path / ITEMS_DB)
             count = store.count()
+            item_keys = store.all_keys()
         except (OSError, sqlite3.DatabaseError) as exc:
-            raise CorruptCollectionError(f"{path / ITEMS_DB} is unreadable: {exc}") from None
+            raise DamagedFileError(name, ITEMS_DB, f"is unreadable ({str(exc)[:120]})") from None
         try:
-            index = load_index(path / INDEX_DIR)
-        except GeoseekError as exc:
+            try:
+                index = load_index(path / INDEX_DIR)
+            except GeoseekError as exc:
+                text = str(exc).replace(str(path / INDEX_DIR), INDEX_DIR).replace(str(path), name)
+                raise DamagedFileError(name, f"{INDEX_DIR}/", f"is unreadable ({text[:160]})") from None
+            except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
+                raise DamagedFileError(name, f"{INDEX_DIR}/", f"is unreadable ({type(exc).__name__})") from None
+            if index.dim != manifest["dim"]:
+                index.close()
+                raise DamagedFileError(name, f"{INDEX_DIR}/config.json",
+                                       f"says dimension {index.dim}, the manifest {manifest['dim']}")
+            if getattr(index, "metric", manifest["metric"]) != manifest["metric"]:
+                index.close()
+                raise DamagedFileError(name, MANIFEST, f"says metric {manifest['metric']!r}, "
+                                                       f"the index was built with {index.metric!r}")
+            try:
+                orphans = integrity.check_loaded(name, index, item_keys)
+                if verify:
+                    integrity.check_all_vectors(name, index)
+            except BaseException:
+                index.close()
+                raise
+        except BaseException:
             store.close()
-            raise CorruptCollectionError(f"the vector index of {path} is unreadable: {exc}") from None
-        if index.dim != manifest["dim"]:
-            store.close()
-            raise CorruptCollectionError(f"{path}: index dim {index.dim} != manifest dim {manifest['dim']}")
+            raise
         manifest["count"] = count
         col = cls(path, manifest, store, index)
-        if len(index) != count:
-            col._reconcile()
+        if len(orphans) or manifest.get("pending"):
+            col._reconcile(orphans)
         return col
 
     def close(self) -> None:
@@ -381,10 +285,12 @@ class Collection:
     def __len__(self) -> int:
         return int(self.manifest["count"])
 
+    @_sqlite_guard
     def get(self, item_id: str) -> Item:
         """The item ``item_id`` with its thumbnail (NotFoundError if absent)."""
         return self.store.get(str(item_id))[1]
 
+    @_sqlite_guard
     def __contains__(self, item_id: object) -> bool:
         try:
             self.store.get(str(item_id))
@@ -392,26 +298,34 @@ class Collection:
             return False
         return True
 
+    @_sqlite_guard
     def key_of(self, item_id: str) -> int:
         return int(self.store.keys_of([item_id])[0])
 
+    @_sqlite_guard
     def keys_of(self, ids: Sequence[str]) -> np.ndarray:
         """Internal keys (int64) of item ids, in order (NotFoundError naming a missing id)."""
         return self.store.keys_of(list(ids))
 
+    @_sqlite_guard
     def vector(self, item_id: str) -> np.ndarray:
         """The stored vector (D,) float32 of ``item_id``."""
         return self.index.vectors(np.array([self.key_of(item_id)]))[0]
 
+    @_sqlite_guard
     def vectors(self, ids: Sequence[str]) -> np.ndarray:
         """Stored vectors (N, D) float32 of ``ids``."""
         return self.index.vectors(self.keys_of(ids))
 
     def items(self) -> Iterator[Item]:
         """Every item, in key (add) order, thumbnails included."""
-        for _key, item in self.store.iter_items():
-            yield item
+        try:
+            for _key, item in self.store.iter_items():
+                yield item
+        except sqlite3.DatabaseError as exc:
+            raise _sqlite_damage(self.name, exc) from None
 
+    @_sqlite_guard
     def items_in(self, bbox, limit: int = 1000) -> list[Item]:
         """Items whose footprint intersects ``bbox`` (R*Tree), at most ``limit``, in key order."""
         keys = np.sort(self.store.keys_in(bbox, limit=limit))
@@ -426,7 +340,7 @@ class Collection:
 
         The memory map is reused while the file is unchanged (same inode, size and mtime), so a
         search that reads rows per query does not reopen it each time."""
-        p = self.path / ARRAYS_DIR / f"{_check_name(name, 'array')}.npy"
+        p = self.path / ARRAYS_DIR / f"{check_name(name, 'array')}.npy"
         try:
             st = p.stat()
         except FileNotFoundError:
@@ -443,13 +357,14 @@ class Collection:
 
     def file(self, name: str) -> Path:
         """Path of the stored file ``name`` (NotFoundError if absent)."""
-        p = self.path / FILES_DIR / _check_name(name, "file")
+        p = self.path / FILES_DIR / check_name(name, "file")
         if not p.is_file():
             raise NotFoundError(f"collection {self.name} has no file {name!r}")
         return p
 
     # --- search ---------------------------------------------------------------------------------
 
+    @_sqlite_guard
     def search(self, vectors: np.ndarray, k: int = 10, filter: Filter | None = None,
                exclude: Sequence[Sequence[str]] | None = None) -> list[Hits]:
         """Top-k items per query vector (Q, D) or (D,): one :class:`Hits` sequence per query.
@@ -463,7 +378,8 @@ class Collection:
             raise InvalidInputError(f"k must be > 0, got {k}")
         extra = max((len(e) for e in exclude), default=0) if exclude else 0
         with self._rw.read():  # an index is not safe to search while it is being changed
-            scores, keys = self.index.search(queries, k + extra, filter)
+            k = clamp_k(k, len(self.index))  # a huge k never allocates more than the collection holds
+            scores, keys = self.index.search(queries, clamp_k(k + extra, len(self.index)), filter)
         return self._join(scores, keys, k, exclude)
 
     def _join(self, scores: np.ndarray, keys: np.ndarray, k: int,
@@ -493,6 +409,7 @@ class Collection:
             out.append(Hits(kept_s, kept_k, cache))
         return out
 
+    @_sqlite_guard
     def item_cache(self) -> ItemCache:
         """The in-memory item columns search hits are joined from (loaded on first use)."""
         cache = self._cache
@@ -503,6 +420,7 @@ class Collection:
                 self._cache = ItemCache(self.store)
             return self._cache
 
+    @_sqlite_guard
     def search_item(self, item_id: str, k: int = 10, filter: Filter | None = None,
                     include_self: bool = False) -> Hits:
         """Items most similar to the stored item ``item_id``."""
@@ -512,27 +430,31 @@ class Collection:
     # --- incremental edits ----------------------------------------------------------------------
 
     def add(self, items: Sequence[Item], vectors: np.ndarray,
-            arrays: dict[str, np.ndarray] | None = None) -> np.ndarray:
+            arrays: dict[str, np.ndarray] | None = None, *, wait: bool | None = None) -> np.ndarray:
         """Add items with vectors (N, D) durably; returns their new keys.
 
         ``arrays`` appends rows to named arrays (rows of keys added without them are zeros).
+        Takes the writer lock (``wait``: see :meth:`create`); ConflictError if another process
+        holds it or changed the collection since it was opened.
         """
-        items, vectors = _check_items(items, vectors, self.dim)
+        items, vectors = check_items(items, vectors, self.dim)
         if not items:
             return np.zeros(0, dtype=np.int64)
-        with self._rw.write():
+        with self._rw.write(), self._writing(wait):
             self.store.begin()
             added_to_index = False
             try:
                 first = self.store.next_key_in_txn()
                 keys = np.arange(first, first + len(items), dtype=np.int64)
                 self.store.insert(keys, items)
-                for name, arr in (arrays or {}).items():
-                    self._append_array(name, first, np.asarray(arr), len(items))
-                lonlat, labels = _lonlat_labels(items)
+                new_arrays = {name: self._appended_array(name, first, np.asarray(arr), len(items))
+                              for name, arr in (arrays or {}).items()}
+                lonlat, labels = lonlat_labels(items)
                 self.index.add(keys, vectors, lonlat, labels)
                 added_to_index = True
-                self._save_index()
+                _fs.fault("add:before-commit")
+                self._commit_files(new_arrays, self.manifest["count"] + len(items))
+                _fs.fault("add:before-sqlite-commit")
                 self.store.commit()
             except BaseException:
                 if added_to_index:
@@ -541,15 +463,14 @@ class Collection:
                 raise
             if self._cache is not None:
                 self._cache.added(keys, items)
-            self._set_count(self.manifest["count"] + len(items))
         return keys
 
-    def remove(self, ids: Sequence[str]) -> int:
+    def remove(self, ids: Sequence[str], *, wait: bool | None = None) -> int:
         """Remove items by id durably (NotFoundError if one is absent); returns how many."""
         ids = list(dict.fromkeys(str(i) for i in ids))
         if not ids:
             return 0
-        with self._rw.write():
+        with self._rw.write(), self._writing(wait):
             keys = self.store.keys_of(ids)
             self.store.begin()
             try:
@@ -558,15 +479,17 @@ class Collection:
             except BaseException:
                 self.store.rollback()
                 raise
-            self._set_count(self.manifest["count"] - len(keys))
+            _fs.fault("remove:after-sqlite-commit")
+            self.manifest["count"] = int(self.manifest["count"]) - len(keys)
             if self._cache is not None:
                 self._cache.removed(keys)
             self.index.remove(keys)
-            self._save_index()
+            self._commit_files({}, self.manifest["count"])
         return len(keys)
 
-    def _append_array(self, name: str, first_key: int, arr: np.ndarray, n: int) -> None:
-        _check_name(name, "array")
+    def _appended_array(self, name: str, first_key: int, arr: np.ndarray, n: int) -> np.ndarray:
+        """The stored array ``name`` with ``arr``'s rows placed at keys ``first_key``.. (padded)."""
+        check_name(name, "array")
         if len(arr) != n:
             raise InvalidInputError(f"array {name!r} has {len(arr)} rows for {n} items")
         p = self.path / ARRAYS_DIR / f"{name}.npy"
@@ -578,52 +501,147 @@ class Collection:
             if len(old) < first_key:
                 pad = np.zeros((first_key - len(old), *old.shape[1:]), dtype=old.dtype)
                 old = np.concatenate([old, pad])
-            arr = np.concatenate([old, arr.astype(old.dtype)])
-        else:
-            p.parent.mkdir(exist_ok=True)
-            pad = np.zeros((first_key, *arr.shape[1:]), dtype=arr.dtype)
-            arr = np.concatenate([pad, arr])
-        tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            np.save(f, arr)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-        _fs.fsync_path(p.parent)
+            return np.concatenate([old, arr.astype(old.dtype)])
+        pad = np.zeros((first_key, *arr.shape[1:]), dtype=arr.dtype)
+        return np.concatenate([pad, arr])
 
-    def _save_index(self) -> None:
-        """Persist the index: in place for backends that write through, else aside + swap."""
-        dst = self.path / INDEX_DIR
-        if getattr(self.index, "backend", "") == "qdrant":
-            self.index.save(dst)  # points are already persisted by Qdrant; refresh config.json
-            return
-        new = self.path / f".{INDEX_DIR}.new-{os.getpid()}-{secrets.token_hex(4)}"
+    @contextmanager
+    def _writing(self, wait: bool | None = None) -> Iterator[None]:
+        """Hold the writer lock; ConflictError if the collection changed since it was opened."""
+        with locking.writer_lock(self.path, wait=wait):
+            self._check_current()
+            yield
+
+    def _check_current(self) -> None:
+        disk = parse_manifest(self.path, read_manifest_bytes(self.path))
+        if state(disk) != state(self.manifest):
+            raise ConflictError(
+                f"collection {self.name} was changed by another writer since it was opened "
+                f"(generation {disk.get('generation')}, opened at {self.manifest.get('generation')}); "
+                "nothing was written: reopen it and try again"
+            )
+
+    def _settled_checksums(self) -> dict[str, Any]:
+        """The committed checksums, with what a crashed commit left ``pending`` resolved by hashing."""
+        m = self.manifest
+        backend = str(m.get("backend"))
+        if "checksums" not in m:  # written before checksums existed: record the other files once
+            rels = [r for r in integrity.tracked_files(self.path, backend) if not r.startswith(f"{INDEX_DIR}/")]
+            return integrity.record(self.path, rels)
+        checksums = dict(m.get("checksums") or {})
+        for rel, entry in ((m.get("pending") or {}).get("checksums") or {}).items():
+            f = self.path / rel
+            if not rel.startswith(f"{INDEX_DIR}/") and f.is_file() and \
+                    integrity.digest(f) == entry.get(integrity.HASH_NAME):
+                checksums[rel] = entry
+        return checksums
+
+    def _commit_files(self, arrays: dict[str, np.ndarray], count: int) -> None:
+        """Write the index (and ``arrays``) aside, swap them in, then commit a new manifest
+        generation with their checksums. The caller holds the writer lock."""
+        self._check_current()  # re-check what we replace, right before replacing it
+        m = self.manifest
+        gen = int(m.get("generation") or 0) + 1
+        checksums = self._settled_checksums()
+        qdrant = getattr(self.index, "backend", "") == "qdrant"
+        pending: dict[str, Any] = {}
+        new_index: Path | None = None
+        staged: list[tuple[Path, Path]] = []
+        announced = False
         try:
-            self.index.save(new)
-            _fs.fsync_tree(new)
-            _fs.swap_dir(new, dst)
+            if qdrant:
+                self.index.save(self.path / INDEX_DIR)  # points are persisted by Qdrant; refresh config.json
+            else:
+                new_index = self.path / f".{INDEX_DIR}.new-{os.getpid()}-{secrets.token_hex(4)}"
+                self.index.save(new_index)
+                _fs.fsync_tree(new_index)
+                for f in sorted(new_index.rglob("*")):
+                    if f.is_file() and not f.name.startswith("."):
+                        pending[f"{INDEX_DIR}/{f.relative_to(new_index).as_posix()}"] = \
+                            {"size": f.stat().st_size, integrity.HASH_NAME: integrity.digest(f)}
+            for name, arr in arrays.items():
+                dst = self.path / ARRAYS_DIR / f"{name}.npy"
+                dst.parent.mkdir(exist_ok=True)
+                tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+                with open(tmp, "wb") as f:
+                    np.save(f, arr)
+                    f.flush()
+                    os.fsync(f.fileno())
+                staged.append((tmp, dst))
+                pending[f"{ARRAYS_DIR}/{name}.npy"] = {"size": tmp.stat().st_size, integrity.HASH_NAME: integrity.digest(tmp)}
+            if pending:
+                _fs.write_json_atomic(self.path / MANIFEST, {**m, "pending": {
+                    "generation": gen, "pid": os.getpid(), "host": socket.gethostname(), "checksums": pending}})
+                announced = True
+                _fs.fault("commit:after-pending")
+                for tmp, dst in staged:
+                    os.replace(tmp, dst)
+                if staged:
+                    _fs.fsync_path(self.path / ARRAYS_DIR)
+                if new_index is not None:
+                    _fs.swap_dir(new_index, self.path / INDEX_DIR)
+                _fs.fault("commit:after-swap")
+            if not qdrant:
+                checksums = {k: v for k, v in checksums.items() if not k.startswith(f"{INDEX_DIR}/")}
+            checksums.update(pending)
+            final = {k: v for k, v in m.items() if k != "pending"}
+            final.update(generation=gen, checksums=checksums, count=int(count))
+            _fs.write_json_atomic(self.path / MANIFEST, final)
+            self.manifest = final
+        except BaseException:
+            if announced:  # let readers accept either state without waiting for this process
+                try:
+                    _fs.write_json_atomic(self.path / MANIFEST, {**m, "pending": {
+                        "generation": gen, "pid": None, "checksums": pending}})
+                except OSError:
+                    pass
+            raise
         finally:
-            shutil.rmtree(new, ignore_errors=True)
+            if new_index is not None:
+                shutil.rmtree(new_index, ignore_errors=True)
+            for tmp, _dst in staged:
+                tmp.unlink(missing_ok=True)
 
-    def _set_count(self, count: int) -> None:
-        self.manifest["count"] = int(count)
-        _fs.write_json_atomic(self.path / MANIFEST, self.manifest)
-
-    def _reconcile(self) -> None:
-        """Drop orphan vectors (left by a crash between the index save and the SQLite commit)."""
-        with self._rw.write():
+    def _reconcile(self, orphans: np.ndarray | None = None) -> None:
+        """Drop orphan vectors (left by a crash between the index save and the SQLite commit) and
+        settle what a crashed commit left pending: on disk when the writer lock is free, else
+        from memory only (the writer at work will commit its own state)."""
+        if orphans is None:
             orphans = np.setdiff1d(self.index.keys(), self.store.all_keys())
-            if len(orphans):
-                self.index.remove(orphans)
-                self._save_index()
-            count = self.store.count()
-            if len(self.index) != count:
-                raise CorruptCollectionError(
-                    f"{self.path}: {count} items but {len(self.index)} vectors; rebuild the collection"
-                )
-            if self.manifest.get("count") != count:
-                self._set_count(count)
+        try:
+            lock = locking.writer_lock(self.path, wait=False)
+            lock.__enter__()
+        except (ConflictError, OSError):
+            lock = None
+        try:
+            with self._rw.write():
+                if len(orphans):
+                    self.index.remove(orphans)
+                if lock is None:
+                    return
+                try:
+                    self._check_current()
+                except ConflictError:
+                    return  # changed meanwhile: our snapshot stays consistent in memory
+                self._commit_files({}, self.store.count())
+        finally:
+            if lock is not None:
+                lock.__exit__(None, None, None)
 
+    def verify(self) -> dict[str, Any]:
+        """Full check of every file (checksums, SQLite integrity_check, every vector finite);
+        DamagedFileError naming the first damaged file. Returns a JSON-ready report."""
+        name = self.name
+        with self._rw.read():
+            integrity.cheap_check(self.path, self.manifest, name, ITEMS_DB)
+            checked = integrity.check_checksums(self.path, self.manifest, name)
+            integrity.sqlite_check(self.path, ITEMS_DB, name, full=True)
+            integrity.check_loaded(name, self.index, self.store.all_keys())
+            integrity.check_all_vectors(name, self.index)
+        return {"collection": name, "ok": True, "count": len(self), "generation": self.manifest.get("generation"),
+                "checksums_recorded": "checksums" in self.manifest, "files_checked": checked}
+
+    @_sqlite_guard
     def info(self) -> dict[str, Any]:
         """Manifest plus live figures, JSON-ready."""
         out = dict(self.manifest)

@@ -268,6 +268,9 @@ class ItemStore:
         if fast:  # a build in a temp dir: durability comes from fsync + rename at the end
             self.conn.execute("PRAGMA journal_mode=MEMORY")
             self.conn.execute("PRAGMA synchronous=OFF")
+            # 512 MB page cache: the id index and the R*Tree of a multi-million-item build stay in RAM
+            # (the 2 MB default made each 100,000-item insert ~3x slower by 1 M items)
+            self.conn.execute("PRAGMA cache_size=-524288")
         else:
             self.conn.execute("PRAGMA synchronous=FULL")
         if create:

@@ -21,7 +21,7 @@ MODELS: Registry[nn.Module] = Registry(
         "geoseek.encoders.sketch_image",
         "geoseek.encoders.sketchmap",
         "geoseek.encoders.fusion",
-        "geoseek.geoprior",
+        "geoseek.encoders.geoprior",
     ],
 )
 LOCATION_ENCODERS: Registry[nn.Module] = Registry("location encoder", modules=["geoseek.encoders.location"])

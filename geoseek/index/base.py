@@ -164,6 +164,13 @@ def load_index(path: Path) -> VectorIndex:
     return BACKENDS.get(backend).load(path)  # type: ignore[attr-defined]
 
 
+def clamp_k(k: int, n: int) -> int:
+    """The number of result slots a top-``k`` search over ``n`` stored vectors allocates: ``min(k, n)``,
+    at least 1. Every search path (collections and index backends) clamps here, so ``k = 10**9``
+    costs no more than ``k = n``; results are then at most ``n`` long."""
+    return max(1, min(int(k), int(n)))
+
+
 def check_vectors(vectors: np.ndarray, dim: int, *, name: str = "vectors") -> np.ndarray:
     """Validate and return ``vectors`` as C-contiguous float32 (N, dim); (dim,) becomes (1, dim)."""
     arr = np.asarray(vectors)
@@ -173,8 +180,9 @@ def check_vectors(vectors: np.ndarray, dim: int, *, name: str = "vectors") -> np
         raise InvalidInputError(f"{name} must have shape (N, {dim}), got {tuple(np.shape(vectors))}")
     if not np.issubdtype(arr.dtype, np.number):
         raise InvalidInputError(f"{name} must be numeric, got dtype {arr.dtype}")
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
-    if not np.isfinite(arr).all():
+    arr = np.ascontiguousarray(arr, dtype=np.float32)  # no copy for float32 input (memory maps too)
+    step = max(1, (1 << 22) // max(dim, 1))  # checked in 16 MB slices: no (N, D) temporary
+    if not all(np.isfinite(arr[s:s + step]).all() for s in range(0, len(arr), step)):
         raise InvalidInputError(f"{name} contain NaN or infinite values")
     return arr
 

@@ -3,8 +3,10 @@
 Layout: vectors live in one FAISS index under internal positions 0..n-1: exact
 (``IndexFlatIP``/``IndexFlatL2``) up to ``ivf_threshold`` vectors, ``IndexIVFFlat`` above
 (nlist ~ 2·sqrt(N) k-means cells, ``nprobe`` calibrated at build time for recall@10 >= 0.95),
-or ``IndexHNSWFlat`` on request (``kind="hnsw"``). Beside it, numpy arrays aligned with the
-positions hold each vector's key, point (lon, lat), label code and an "alive" flag.
+``IndexHNSWFlat`` on request (``kind="hnsw"``), or, when IVF-Flat would not fit in the memory
+budget, ``IndexIVFPQ`` whose candidates are re-ranked exactly from the float32 vectors kept in a
+memory-mapped ``vectors.npy`` (rules: :mod:`geoseek.index.ivfpq`). Beside it, numpy arrays aligned
+with the positions hold each vector's key, point (lon, lat), label code and an "alive" flag.
 
 Filtered search (the true top-k among the items inside the filter, whenever k exist):
 1. a numpy pre-filter over the stored points/labels selects the candidate positions;
@@ -12,7 +14,9 @@ Filtered search (the true top-k among the items inside the filter, whenever k ex
 3. IVF: the selected positions go to FAISS as an ``IDSelectorBitmap``; few candidates
    (<= ``exact_threshold``): every cell is scanned (exact over the selection); otherwise
    ``nprobe`` is raised by 1 / selectivity so as many *selected* vectors are compared as an
-   unfiltered search compares; HNSW likewise raises ``efSearch``;
+   unfiltered search compares; HNSW likewise raises ``efSearch``; IVF-PQ: a selection of
+   <= ``exact_threshold`` is searched exactly from the vector file, a larger one through the
+   ``IDSelectorBitmap`` as IVF, then k·refine_factor candidates are re-ranked exactly;
 4. queries that got fewer than k results although k exist are answered exactly.
 """
 
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,7 +33,12 @@ from geoseek.index._faiss import faiss
 import numpy as np
 
 from geoseek.errors import InvalidInputError
-from geoseek.index.base import BACKENDS, CONFIG_FILE, METRICS, Filter, check_add_args, check_vectors
+from geoseek.index import ivfpq as pq
+from geoseek.index._faiss_pq import IvfPqMixin
+from geoseek.index.base import BACKENDS, CONFIG_FILE, METRICS, Filter, check_add_args, check_vectors, clamp_k
+
+VECTORS_FILE = "vectors.npy"
+"""IVF-PQ: the float32 vectors (row = position), memory-mapped read-only."""
 
 IVF_THRESHOLD = 50_000
 """Above this many vectors "auto" switches from exact (flat) to IVF."""
@@ -60,18 +70,23 @@ def single_thread(enabled: bool = True) -> Iterator[None]:
 
 
 @BACKENDS.register("faiss")
-class FaissIndex:
+class FaissIndex(IvfPqMixin):
     """FAISS vector index with geographic / label filters.
 
     Args:
         dim: vector dimension D.
         metric: "ip" (inner product) or "l2" (scores are negated squared distances).
-        kind: "auto" (flat up to ``ivf_threshold`` vectors, IVF above), "flat", "ivf" or "hnsw".
+        kind: "auto" (flat up to ``ivf_threshold`` vectors, IVF above, IVF-PQ when IVF exceeds
+            ``memory_budget``), "flat", "ivf", "ivfpq" or "hnsw".
         nlist: IVF cells (default ~2·sqrt(N) when the IVF is trained).
         nprobe: IVF cells visited per query (default: calibrated when trained).
         hnsw_m, ef_construction, ef_search: HNSW graph degree and beam widths.
         ivf_threshold: size at which "auto" switches to IVF.
         exact_threshold: filtered searches over at most this many candidates are exact.
+        memory_budget: bytes (int) or "2G" / "512M" / MB number the index may hold in RAM
+            (default :func:`geoseek.index.ivfpq.default_memory_budget`).
+        pq_m, refine_factor: IVF-PQ bytes per code and re-ranking factor (default: chosen).
+        spill_dir: where IVF-PQ writes new vector files before they are saved (default: temp).
     """
 
     backend = "faiss"
@@ -89,11 +104,15 @@ class FaissIndex:
         ef_search: int = 128,
         ivf_threshold: int = IVF_THRESHOLD,
         exact_threshold: int = EXACT_THRESHOLD,
+        memory_budget: int | str | float | None = None,
+        pq_m: int | None = None,
+        refine_factor: int | None = None,
+        spill_dir: str | Path | None = None,
     ) -> None:
         if metric not in METRICS:
             raise InvalidInputError(f"metric must be one of {METRICS}, got {metric!r}")
-        if kind not in ("auto", "flat", "ivf", "hnsw"):
-            raise InvalidInputError(f"kind must be auto, flat, ivf or hnsw, got {kind!r}")
+        if kind not in ("auto", "flat", "ivf", "ivfpq", "hnsw"):
+            raise InvalidInputError(f"kind must be auto, flat, ivf, ivfpq or hnsw, got {kind!r}")
         if int(dim) <= 0:
             raise InvalidInputError(f"dim must be > 0, got {dim}")
         self.dim = int(dim)
@@ -107,8 +126,16 @@ class FaissIndex:
         self.ef_search = int(ef_search)
         self.ivf_threshold = int(ivf_threshold)
         self.exact_threshold = int(exact_threshold)
+        if memory_budget is None:  # e.g. set by ``geoseek build ... --memory-budget``; recorded in config.json
+            memory_budget = os.environ.get(pq.BUDGET_ENV) or None
+        self.memory_budget = memory_budget if isinstance(memory_budget, int) else pq.parse_memory_budget(memory_budget)
+        self.pq_m = pq_m
+        self.refine_factor = refine_factor
+        self._auto_refine = refine_factor is None
+        self.spill_dir = spill_dir
+        self._vectors: pq.VectorFile | None = None  # IVF-PQ: the float32 vectors, memory-mapped
         self._faiss_metric = faiss.METRIC_INNER_PRODUCT if metric == "ip" else faiss.METRIC_L2
-        self._index: faiss.Index = self._new_flat() if kind in ("auto", "flat", "ivf") else self._new_hnsw()
+        self._index: faiss.Index = self._new_hnsw() if kind == "hnsw" else self._new_flat()
         self._trained_at = 0  # size when the IVF was trained
         self._keys = np.zeros(0, dtype=np.int64)
         self._lonlat = np.zeros((0, 2), dtype=np.float64)
@@ -124,9 +151,11 @@ class FaissIndex:
 
     @property
     def index_type(self) -> str:
-        """"flat", "ivf" or "hnsw": what the FAISS index currently is."""
+        """"flat", "ivf", "ivfpq" or "hnsw": what the FAISS index currently is."""
         if isinstance(self._index, faiss.IndexHNSW):
             return "hnsw"
+        if isinstance(self._index, faiss.IndexIVFPQ):
+            return "ivfpq"
         if isinstance(self._index, faiss.IndexIVF):
             return "ivf"
         return "flat"
@@ -161,9 +190,13 @@ class FaissIndex:
         self._trained_at = n_total
         return index
 
+    def budget_bytes(self) -> int:
+        """The memory budget in bytes (the default resolved now)."""
+        return self.memory_budget if self.memory_budget is not None else pq.default_memory_budget()
+
     def _want(self, n: int) -> str:
         if self.kind == "auto":
-            return "ivf" if n > self.ivf_threshold else "flat"
+            return pq.choose_kind(n, self.dim, self.budget_bytes(), self.ivf_threshold)
         return self.kind
 
     def _xb(self) -> np.ndarray:
@@ -178,6 +211,8 @@ class FaissIndex:
         """Vectors (len(pos), D) of live positions."""
         if len(pos) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if self.index_type == "ivfpq":
+            return self._vectors.gather(pos)
         if self.index_type == "ivf":
             return self._index.reconstruct_batch(np.ascontiguousarray(pos, dtype=np.int64))
         return self._xb()[pos]
@@ -215,6 +250,10 @@ class FaissIndex:
         codes = np.array([self._code(lab) for lab in labels], dtype=np.int32)
         n_after = len(self) + len(keys)
         want = self._want(n_after)
+        if want == "ivfpq" or self.index_type == "ivfpq":
+            retrain = self.index_type != "ivfpq" or n_after > 4 * self._trained_at
+            self._add_pq(keys, vectors, lonlat, codes, retrain)
+            return
         trained = False
         if want == "ivf" and (self.index_type != "ivf" or n_after > 4 * self._trained_at):
             self._rebuild("ivf", extra=vectors)  # (re)train on everything, old and new
@@ -252,7 +291,7 @@ class FaissIndex:
         pos = np.unique(pos[pos >= 0]).astype(np.int64)
         if len(pos) == 0:
             return 0
-        if self.index_type == "ivf":
+        if self.index_type in ("ivf", "ivfpq"):
             self._index.remove_ids(faiss.IDSelectorArray(len(pos), faiss.swig_ptr(pos)))
         self._alive[pos] = False
         self._n_dead += len(pos)
@@ -268,8 +307,13 @@ class FaissIndex:
 
         ``extra``: vectors about to be added, used (with the live ones) to train an IVF.
         """
+        if kind == "ivfpq":
+            self._add_pq(np.zeros(0, np.int64), np.zeros((0, self.dim), np.float32), np.zeros((0, 2)),
+                         np.zeros(0, np.int32), retrain=True)
+            return
         live = np.flatnonzero(self._alive)
         xb = np.ascontiguousarray(self._reconstruct(live))
+        self._drop_vector_file()
         if kind == "ivf":
             train = xb if extra is None else np.concatenate([xb, extra])
             index = self._new_ivf(train, len(train))
@@ -296,7 +340,10 @@ class FaissIndex:
 
     def calibrate(self, target: float = TARGET_RECALL, n_queries: int = 200, k: int = 10) -> int:
         """Choose the smallest IVF ``nprobe`` reaching recall@k >= ``target`` on stored vectors used
-        as queries (each one's own hit excluded); returns it. No-op unless the index is an IVF."""
+        as queries (each one's own hit excluded); returns it. No-op unless the index is an IVF.
+        IVF-PQ: also chooses ``refine_factor`` (see :mod:`geoseek.index.ivfpq`)."""
+        if self.index_type == "ivfpq" and len(self) > k + 1:
+            return self._calibrate_pq(target, n_queries, k)
         if self.index_type != "ivf" or len(self) <= k + 1:
             return self.nprobe or 0
         rng = np.random.default_rng(0)
@@ -367,6 +414,7 @@ class FaissIndex:
         k = int(k)
         if k <= 0:
             raise InvalidInputError(f"k must be > 0, got {k}")
+        k = clamp_k(k, len(self._keys))  # (Q, min(k, N)) slots at most, whatever k asks
         nq = len(queries)
         filtered = filter is not None and not filter.empty
         mask = self.candidates(filter) if filtered else None
@@ -378,6 +426,9 @@ class FaissIndex:
 
     def _search(self, queries, k, filter, mask, n_sel, filtered):
         kind = self.index_type
+        if kind == "ivfpq":
+            s, p = self._search_pq(queries, k, mask, n_sel, filtered)
+            return self._to_keys(s if self.metric == "ip" else -s, p)
         if kind == "flat":
             scores, pos = self._exact_flat(queries, k, mask if (filtered or self._n_dead) else None)
         else:
@@ -455,6 +506,10 @@ class FaissIndex:
             "ef_search": self.ef_search,
             "ivf_threshold": self.ivf_threshold,
             "exact_threshold": self.exact_threshold,
+            "memory_budget": self.memory_budget,
+            "pq_m": self.pq_m,
+            "refine_factor": self.refine_factor,
+            "auto_refine": self._auto_refine,
             "labels": self._labels,
             "count": len(self),
         }
@@ -464,6 +519,10 @@ class FaissIndex:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         faiss.write_index(self._index, str(path / "faiss.index"))
+        if self._vectors is not None:
+            self._vectors.save_to(path / VECTORS_FILE)
+        else:
+            (path / VECTORS_FILE).unlink(missing_ok=True)
         for name, arr in (("keys", self._keys), ("lonlat", self._lonlat),
                           ("label_codes", self._label_codes), ("alive", self._alive)):
             np.save(path / f"{name}.npy", arr)
@@ -479,7 +538,10 @@ class FaissIndex:
                 nprobe=config.get("nprobe"), hnsw_m=config["hnsw_m"],
                 ef_construction=config["ef_construction"], ef_search=config["ef_search"],
                 ivf_threshold=config["ivf_threshold"], exact_threshold=config["exact_threshold"],
+                memory_budget=config.get("memory_budget"), pq_m=config.get("pq_m"),
+                refine_factor=config.get("refine_factor"),
             )
+            self._auto_refine = bool(config.get("auto_refine", self._auto_refine))
             self._trained_at = int(config.get("trained_at", 0))
             self._auto_nprobe = bool(config.get("auto_nprobe", False))
             self._index = faiss.read_index(str(path / "faiss.index"))
@@ -487,6 +549,11 @@ class FaissIndex:
             self._lonlat = np.load(path / "lonlat.npy")
             self._label_codes = np.load(path / "label_codes.npy")
             self._alive = np.load(path / "alive.npy")
+            if self.index_type == "ivfpq":
+                self._vectors = pq.VectorFile(path / VECTORS_FILE)
+                if len(self._vectors) != len(self._keys) or self._vectors.array.shape[1] != self.dim:
+                    raise ValueError(f"{VECTORS_FILE} holds {self._vectors.array.shape}, expected "
+                                     f"({len(self._keys)}, {self.dim})")
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise InvalidInputError(f"cannot read the FAISS index in {path}: {exc}") from None
         if isinstance(self._index, faiss.IndexHNSW):
@@ -495,7 +562,7 @@ class FaissIndex:
         self._label_index = {lab: i for i, lab in enumerate(self._labels)}
         self._n_dead = int((~self._alive).sum())
         n = len(self._keys)
-        stored = self._index.ntotal + (self._n_dead if self.index_type == "ivf" else 0)
+        stored = self._index.ntotal + (self._n_dead if self.index_type in ("ivf", "ivfpq") else 0)
         if not (stored == n == len(self._lonlat) == len(self._label_codes) == len(self._alive)):
             raise InvalidInputError(f"the FAISS index in {path} is inconsistent (sizes differ)")
         if self._index.d != self.dim:
@@ -503,4 +570,4 @@ class FaissIndex:
         return self
 
     def close(self) -> None:
-        pass
+        self._drop_vector_file()

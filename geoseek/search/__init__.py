@@ -133,7 +133,10 @@ def make_filter(
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """-k, --bbox, --radius, --label (repeatable) and --json, shared by every search command."""
-    parser.add_argument("-k", type=int, default=10, help="number of results (default 10)")
+    from geoseek.argtypes import K
+
+    parser.add_argument("-k", type=K, default=10,
+                        help="number of results (default 10; at most the collection's size are returned)")
     parser.add_argument("--bbox", metavar="W,S,E,N", help="only items whose centroid is inside this box (degrees)")
     parser.add_argument("--radius", metavar="LON,LAT,METRES",
                         help="only items within METRES (great-circle) of LON,LAT")

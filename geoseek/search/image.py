@@ -5,7 +5,7 @@
 The query image is embedded with the collection's own model (``model.pt``, an image ⊕ location
 fusion encoder); with ``--lonlat`` the location enters the embedding, and ``--geo-weight W``
 (0 … 1, default 0) blends the embedding cosine with geographic proximity:
-``score = (1 − W)·cos + W·exp(−distance / geo_scale_m)`` (see :func:`geoseek.gimi.search_image`).
+``score = (1 − W)·cos + W·exp(−distance / geo_scale_m)`` (see :func:`geoseek.capabilities.gimi.search.nearest_by_image_and_location`).
 """
 
 from __future__ import annotations
@@ -34,15 +34,17 @@ def search_by_image(
     filter: Filter | None = None,
 ) -> list[Hit]:
     """Top-k items for a query image (PIL image, path or (H, W, 3) uint8), optionally at ``lonlat`` degrees."""
-    from geoseek.gimi import search_image
+    from geoseek.capabilities.gimi.search import nearest_by_image_and_location
 
-    return search_image(collection, image, lonlat, k=k, geo_weight=geo_weight, filter=filter)
+    return nearest_by_image_and_location(collection, image, lonlat, k=k, geo_weight=geo_weight, filter=filter)
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image", metavar="FILE", help="search by this image (geo-images collections)")
     parser.add_argument("--lonlat", metavar="LON,LAT", help="with --image: where the query image was taken (degrees)")
-    parser.add_argument("--geo-weight", type=float, default=0.0, metavar="W",
+    from geoseek.argtypes import float_in
+
+    parser.add_argument("--geo-weight", type=float_in(0.0, 1.0), default=0.0, metavar="W",
                         help="with --image: weight of geographic proximity against visual similarity, 0..1 "
                              "(default 0; > 0 needs --lonlat)")
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 def search_near(collection: Collection, lon: float, lat: float, k: int = 10, filter: Filter | None = None) -> list[Hit]:
     """Top-k tiles most like the place at (lon, lat) degrees ("places like this one")."""
-    from geoseek.tiles import similar
+    from geoseek.capabilities.tiles.search import similar
 
     return similar(collection, lon, lat, k, filter)
 

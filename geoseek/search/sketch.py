@@ -23,17 +23,22 @@ MODALITY = "aerial-image"
 
 def search_sketch(collection: Collection, sketch, k: int = 10, filter: Filter | None = None, rerank: int = 100,
                   filename: str | None = None) -> list[Hit]:
-    """Top-k images for one sketch (ink map array, file path, or PNG/JPG/strokes-JSON bytes)."""
-    from geoseek import sketch_image
+    """Top-k images for one sketch (ink map array, file path, or PNG/JPG/strokes-JSON bytes).
+
+    Checks the query options, then runs :func:`geoseek.capabilities.sketch_image.search.search_drawing`.
+    """
+    from geoseek.capabilities.sketch_image.search import search_drawing
 
     if rerank < 0:
         raise InvalidInputError(f"rerank must be >= 0, got {rerank}")
-    return sketch_image.search_sketch(collection, sketch, k, filter, rerank, filename)
+    return search_drawing(collection, sketch, k, filter, rerank, filename)
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sketch", metavar="FILE", help="search by a sketch: PNG/JPG drawing or strokes JSON")
-    parser.add_argument("--rerank", type=int, default=100, metavar="N",
+    from geoseek.argtypes import int_in
+
+    parser.add_argument("--rerank", type=int_in(0, 10_000), default=100, metavar="N",
                         help="cross-attention rerank of the top N sketch-search candidates (0: off; default 100)")
 
 

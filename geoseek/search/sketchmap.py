@@ -24,13 +24,14 @@ MODALITY = "osm-scenes"
 
 def search_sketch_map(collection: Collection, sketch: Any, k: int = 10, filter: Filter | None = None) -> list[Hit]:
     """Top-k scenes for a sketch map (JSON object, JSON text, or a path to a JSON file)."""
-    from geoseek import sketchmap
+    from geoseek.capabilities.sketchmap.data import DEFAULT_WINDOW_M
+    from geoseek.capabilities.sketchmap.search import search_scenes
     from geoseek.sources.sketchmap import load_sketch_map
 
     if isinstance(sketch, Path):
         extra = collection.manifest.get("extra", {})
-        sketch = load_sketch_map(sketch, window_m=float(extra.get("window_m", sketchmap.DEFAULT_WINDOW_M)))
-    return sketchmap.search_sketch_map(collection, sketch, k, filter)
+        sketch = load_sketch_map(sketch, window_m=float(extra.get("window_m", DEFAULT_WINDOW_M)))
+    return search_scenes(collection, sketch, k, filter)
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["create_app"]
+__all__ = ["TOKEN_ENV", "create_app"]
+
+TOKEN_ENV = "GEOSEEK_TOKEN"
+"""The environment variable that holds the bearer token by default (unset: no auth)."""
 
 
 def __getattr__(name: str) -> Any:  # lazy: `from geoseek.service import create_app`

@@ -35,6 +35,14 @@ from geoseek.service.deps import (
     install_error_handlers,
     require_token,
 )
+from geoseek.service.guard import (
+    DEFAULT_BODY_TIMEOUT_S,
+    DEFAULT_MAX_JSON_BYTES,
+    LOOPBACK_HOSTS,
+    GuardMiddleware,
+    GuardSettings,
+    host_name,
+)
 from geoseek.service.schemas import ErrorOut, Health
 
 log = logging.getLogger("geoseek.service")
@@ -45,6 +53,9 @@ WEB_DIR = Path(__file__).resolve().parent / "web"
 _WEB_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
 _VENDOR_FILES = {"ol/ol.js": ("ol/dist/ol.js", "text/javascript"), "ol/ol.css": ("ol/ol.css", "text/css")}
 
+DEFAULT_ALLOWED_HOSTS = (*LOOPBACK_HOSTS, "testserver")
+"""Host names a token-less app answers by default (loopback, and Starlette's TestClient)."""
+
 CollectionsArg = Mapping[str, Any] | Iterable[str | PathLike[str]]
 
 SERVE_CONFIG_ENV = "GEOSEEK_SERVE_CONFIG"
@@ -53,29 +64,16 @@ worker process (JSON; the token itself is never in it, only where to read it fro
 
 
 class BodyLimitMiddleware:
-    """Refuse requests whose declared ``Content-Length`` passes ``max_bytes`` with 413 JSON."""
+    """Kept for callers of the old name: the limits now live in :class:`geoseek.service.guard.GuardMiddleware`."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
+        from geoseek.service.guard import GuardMiddleware, GuardSettings
+
+        self._guard = GuardMiddleware(app, GuardSettings(max_json_bytes=max_bytes, max_upload_bytes=max_bytes,
+                                                         allowed_hosts=None, max_depth=1 << 30))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            for key, value in scope.get("headers", ()):
-                if key == b"content-length":
-                    try:
-                        too_big = int(value) > self.max_bytes
-                    except ValueError:
-                        too_big = False
-                    if too_big:
-                        response = JSONResponse(
-                            {"error": "payload_too_large", "detail": f"the request body is larger than the limit of {self.max_bytes:,} bytes"},
-                            status_code=413,
-                        )
-                        await response(scope, receive, send)
-                        return
-                    break
-        await self.app(scope, receive, send)
+        await self._guard(scope, receive, send)
 
 
 def _open_collections(collections: CollectionsArg) -> dict[str, CollectionEntry]:
@@ -142,6 +140,9 @@ def create_app(
     cors_origins: Iterable[str] = (),
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_json_bytes: int = DEFAULT_MAX_JSON_BYTES,
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
+    allowed_hosts: Iterable[str] | None = DEFAULT_ALLOWED_HOSTS,
 ) -> FastAPI:
     """Build the geoseek HTTP app.
 
@@ -150,13 +151,18 @@ def create_app(
         token: bearer token required on every API route when given (never logged).
         cors_origins: origins allowed to call the API from a browser (e.g. ``http://localhost:3000``);
             none by default (the web page is served from the same origin).
-        max_upload_bytes: largest accepted upload, bytes.
+        max_upload_bytes: largest accepted upload, bytes (multipart routes; counted while streaming).
         max_pixels: largest accepted decoded image, width × height.
+        max_json_bytes: largest body of every other route, bytes (counted while streaming).
+        body_timeout_s: seconds a request body may take to arrive after its headers (408 after).
+        allowed_hosts: ``Host`` names answered when there is no token (any port); None = any. The
+            default is loopback plus ``testserver`` (the name Starlette's TestClient sends);
+            ``geoseek serve`` passes loopback plus its ``--host`` and ``--allow-host`` names.
     """
     from PIL import Image
 
-    if max_upload_bytes <= 0 or max_pixels <= 0:
-        raise InvalidInputError("max_upload_bytes and max_pixels must be > 0")
+    if max_upload_bytes <= 0 or max_pixels <= 0 or max_json_bytes <= 0 or not body_timeout_s > 0:
+        raise InvalidInputError("max_upload_bytes, max_pixels, max_json_bytes and body_timeout_s must be > 0")
     entries = _open_collections(collections)
     # PIL's own decompression-bomb guard: error past 2 × this; decode_image_limited checks first.
     Image.MAX_IMAGE_PIXELS = max(int(max_pixels), Image.MAX_IMAGE_PIXELS or 0)
@@ -187,7 +193,13 @@ def create_app(
         app.include_router(module.router, dependencies=[Depends(require_token)], responses=errors)
 
     _add_web(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=int(max_upload_bytes) + (1 << 20))  # + multipart overhead
+    settings = app.state.settings
+    app.state.guard = GuardSettings(
+        token=settings.token, max_json_bytes=int(max_json_bytes), max_upload_bytes=int(max_upload_bytes),
+        body_timeout_s=float(body_timeout_s), upload_routes=upload_route_patterns(app),
+        allowed_hosts=None if allowed_hosts is None else frozenset(host_name(h) for h in allowed_hosts),
+    )
+    app.add_middleware(GuardMiddleware, settings=lambda: _guard_settings(app))
     if app.state.settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -196,6 +208,28 @@ def create_app(
             allow_headers=["Authorization", "Content-Type"], allow_credentials=False,
         )
     return app
+
+
+def _guard_settings(app: FastAPI) -> GuardSettings:
+    """The guard's settings, with the token and upload limit as the app has them now (tests may change them)."""
+    guard: GuardSettings = app.state.guard
+    settings = app.state.settings
+    guard.token = settings.token
+    guard.max_upload_bytes = settings.max_upload_bytes
+    return guard
+
+
+def upload_route_patterns(app: FastAPI) -> tuple[Any, ...]:
+    """Path regexes of the routes that take multipart form data (File/Form parameters): the larger body limit."""
+    out = []
+    for route in api_routes(app.router):
+        body = route.body_field
+        if body is not None:
+            info = getattr(body, "field_info", None)
+            if type(info).__name__ in ("File", "Form") or any(
+                    type(getattr(p, "field_info", None)).__name__ in ("File", "Form") for p in route.dependant.body_params):
+                out.append(route.path_regex)
+    return tuple(out)
 
 
 def _add_web(app: FastAPI) -> None:
@@ -226,7 +260,8 @@ def app_from_env() -> FastAPI:
     """The app of one ``geoseek serve --workers N`` worker process, built from ``$GEOSEEK_SERVE_CONFIG``.
 
     The JSON holds ``collections`` ({name: path}), ``token_env`` / ``token_file`` (where the token
-    is read from), ``cors``, ``max_upload_bytes``, ``max_pixels`` and ``threads``.
+    is read from), ``cors``, ``max_upload_bytes``, ``max_pixels``, ``max_json_bytes``, ``body_timeout_s``,
+    ``allowed_hosts`` (null = any) and ``threads``.
     """
     from geoseek.service.deps import read_token, set_threads
 
@@ -239,4 +274,7 @@ def app_from_env() -> FastAPI:
         cfg["collections"], token=read_token(cfg.get("token_env"), cfg.get("token_file")),
         cors_origins=cfg.get("cors", ()), max_upload_bytes=int(cfg.get("max_upload_bytes", DEFAULT_MAX_UPLOAD_BYTES)),
         max_pixels=int(cfg.get("max_pixels", DEFAULT_MAX_PIXELS)),
+        max_json_bytes=int(cfg.get("max_json_bytes", DEFAULT_MAX_JSON_BYTES)),
+        body_timeout_s=float(cfg.get("body_timeout_s", DEFAULT_BODY_TIMEOUT_S)),
+        allowed_hosts=cfg.get("allowed_hosts", list(LOOPBACK_HOSTS)),
     )

@@ -7,8 +7,10 @@
 - :func:`read_upload_limited` / :func:`decode_image_limited`: uploads bounded in bytes and in
   decoded pixels (decompression bombs answer 413, not a crash).
 - :func:`install_error_handlers`: every error is JSON ``{"error": code, "detail": message}``:
-  :class:`~geoseek.errors.GeoseekError` → its 4xx status, request validation → 422, anything
-  unexpected → 500 without internals.
+  :class:`~geoseek.errors.GeoseekError` → its 4xx status, request validation → 422,
+  :class:`~geoseek.errors.DamagedDataError` and library failures on server data → 503 for that
+  collection, anything unexpected → 500 (see :mod:`geoseek.service.guard`); messages carry no
+  object reprs or server paths (:func:`public_detail`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import hmac
 import io
 import logging
 import os
+import re
+import sqlite3
 import sys
 import threading
 from pathlib import Path as FilePath
@@ -24,12 +28,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from fastapi import Depends, Path, Request
+
+from geoseek.service import TOKEN_ENV  # noqa: F401  (re-exported)
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from geoseek.errors import GeoseekError, InvalidInputError, NotFoundError
+from geoseek.errors import DamagedDataError, GeoseekError, InvalidInputError, NotFoundError
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -219,7 +225,8 @@ def decode_image_limited(data: bytes, max_pixels: int) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise PayloadTooLarge(f"the image is too large to decode: {exc}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise InvalidInputError(f"the upload is not an image that can be read (PNG, JPEG, ...): {exc}") from None
+        raise InvalidInputError(f"the upload is not an image that can be read (PNG, JPEG, ...): "
+                                f"{public_detail(str(exc))}") from None
     except Exception as exc:  # malformed files reach odd corners of the decoders
         raise InvalidInputError(f"the image could not be decoded: {type(exc).__name__}") from None
     return img
@@ -239,6 +246,55 @@ _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_f
           422: "invalid_input", 429: "too_many_requests"}
 
 
+_REPR = re.compile(r"<[^<>\n]{0,200}? at 0x[0-9a-fA-F]+>")
+_ABS_PATH = re.compile(r"(?<![\w.:/~-])/(?:[^\s'\"/:,;()<>]+/)+([^\s'\"/:,;()<>]*)")
+
+
+def public_detail(message: str) -> str:
+    """An error message fit for a client: object reprs (``<_io.BytesIO object at 0x…>``) and absolute
+    server paths (only the file name is kept) removed, and at most 1000 characters."""
+    message = _REPR.sub("<object>", message)
+    message = _ABS_PATH.sub(lambda m: m.group(1) or "<path>", message)
+    return message if len(message) <= 1000 else message[:1000] + "…"
+
+
+def _raised_outside_geoseek(exc: BaseException) -> bool:
+    """Whether the innermost Python frame of ``exc``'s traceback is outside the geoseek package
+    (a library failing on server-side data, not a check of the client's input)."""
+    if isinstance(exc, GeoseekError):
+        return False
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return not tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR)
+
+
+_PACKAGE_DIR = str(FilePath(__file__).resolve().parents[1]) + os.sep
+
+
+def _server_fault(request: Request, exc: BaseException) -> JSONResponse:
+    """503 (a collection's data cannot be read) with a generic message; the detail goes to the server
+    log once per collection and message, without a traceback for a damaged collection."""
+    name = request.path_params.get("name") if hasattr(request, "path_params") else None
+    where = f"collection {name!r}" if name else f"{request.method} {request.url.path}"
+    seen: set[tuple[str, str]] = getattr(request.app.state, "logged_faults", None) or set()
+    request.app.state.logged_faults = seen
+    key = (where, f"{type(exc).__name__}: {exc}")
+    if key not in seen and len(seen) < 10_000:
+        seen.add(key)
+        if isinstance(exc, DamagedDataError):
+            log.error("%s is damaged: %s", where, exc)
+        else:
+            log.error("server-side fault on %s: %s", where, key[1], exc_info=exc)
+    if isinstance(exc, DamagedDataError):
+        detail = (f"{where} is damaged and cannot answer; the server log names the file "
+                  "(`geoseek collection verify` / `repair`)")
+        return error_response(503, "damaged_collection", detail)
+    return error_response(503, "server_fault", f"the server could not read the data of {where}; the server log has the details")
+
+
 def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(str(p) for p in loc) or "request"
 
@@ -255,14 +311,28 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GeoseekError)
     async def _geoseek_error(request: Request, exc: GeoseekError) -> JSONResponse:
         status = int(getattr(exc, "status_code", 400))
+        if isinstance(exc, DamagedDataError) or status >= 500:
+            return _server_fault(request, exc)
         if not 400 <= status < 500:
             status = 400
-        return error_response(status, _CODES.get(status, "bad_request"), str(exc))
+        return error_response(status, _CODES.get(status, "bad_request"), public_detail(str(exc)))
 
     @app.exception_handler(CoordinateError)
     @app.exception_handler(ValueError)
     async def _value_error(request: Request, exc: ValueError) -> JSONResponse:
-        return error_response(422, "invalid_input", str(exc))
+        if _raised_outside_geoseek(exc):  # e.g. numpy on a damaged file: the server's fault, not the client's
+            return _server_fault(request, exc)
+        return error_response(422, "invalid_input", public_detail(str(exc)))
+
+    @app.exception_handler(sqlite3.DatabaseError)
+    async def _db_error(request: Request, exc: sqlite3.DatabaseError) -> JSONResponse:
+        return _server_fault(request, exc)
+
+    @app.exception_handler(OSError)
+    async def _os_error(request: Request, exc: OSError) -> JSONResponse:
+        if isinstance(exc, FileNotFoundError):
+            return error_response(404, "not_found", "a file this request needs does not exist")
+        return _server_fault(request, exc)
 
     @app.exception_handler(UnknownNameError)
     async def _unknown_name(request: Request, exc: UnknownNameError) -> JSONResponse:
@@ -291,5 +361,6 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("internal error on %s %s", request.method, request.url.path)
+        # normally unreached: geoseek.service.guard answers unhandled exceptions first (one log line)
+        log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
         return error_response(500, "internal_error", "the server failed on this request; the server log has the details")

@@ -13,16 +13,26 @@ from __future__ import annotations
 
 import math
 import time
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 if TYPE_CHECKING:
     from geoseek.collection import Hit, Item
 
 MAX_K = 1000
-"""Largest number of results one search may ask for."""
+"""Most results one search answers: a larger ``k`` is clamped to this (and every search also clamps
+to the collection's size), never refused."""
+
+
+def clamp_k(k: int) -> int:
+    """``k`` of a request → at most :data:`MAX_K`."""
+    return min(int(k), MAX_K)
+
+
+ClampedK = Annotated[int, AfterValidator(clamp_k)]
+"""A request's ``k`` (>= 1 is checked by the route's ``ge=1``), clamped to :data:`MAX_K`."""
 
 MAX_DIM = 8192
 """Largest query vector accepted (the collection's own dimension must match anyway)."""
@@ -96,9 +106,14 @@ class CollectionOut(BaseModel):
     backend: str | None = None
     created: str | None = None
     bbox: tuple[float, float, float, float] | None = Field(default=None, description="extent of the items (west, south, east, north) degrees")
+    items_bbox: tuple[float, float, float, float] | None = Field(
+        default=None, description="where the items are, for a first view (west, south, east, north) degrees: the extent "
+        "of their footprints without the few farthest (0.5 % of the items on each side of each axis; none below 200 items)")
     labels: list[str] = Field(default_factory=list, description="distinct item labels (at most 200)")
     modes: list[str] = Field(description="query modes this collection supports over HTTP (vector, item, similar, sketch, sketch-map, image...)")
     endpoints: dict[str, str] = Field(default_factory=dict, description="mode → 'METHOD path' of the route that serves it")
+    status: Literal["ok", "damaged"] = Field(default="ok", description="'damaged': its data cannot be read; its routes answer 503")
+    error: str | None = Field(default=None, description="why a damaged collection cannot answer (details in the server log)")
 
 
 class CollectionsOut(BaseModel):
@@ -170,7 +185,7 @@ class SearchIn(FilterIn):
 
     vector: list[float] | None = Field(default=None, min_length=1, max_length=MAX_DIM, description="query vector (D floats)")
     id: str | None = Field(default=None, min_length=1, max_length=1000, description="search with the vector of this item")
-    k: int = Field(default=10, ge=1, le=MAX_K)
+    k: ClampedK = Field(default=10, ge=1, description=f"number of results (more than {MAX_K} is clamped to {MAX_K})")
     exclude_self: bool = Field(default=True, description="when searching by id, leave the item itself out")
 
     @model_validator(mode="after")

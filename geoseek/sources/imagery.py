@@ -137,11 +137,14 @@ def iter_chips(
     stride: int | None = None,
     max_nodata: float = 0.05,
     source: str | None = None,
+    windowed: bool = False,
 ) -> Iterator[Chip]:
     """Cut ``path`` into ``size × size`` pixel chips on a grid ``stride`` pixels apart (default: ``size``).
 
     Chips whose share of nodata pixels exceeds ``max_nodata`` are skipped (nodata is the raster's
     declared value, else all-bands-zero). Ids are ``<source>/r<row>_c<col>`` in pixels.
+    ``windowed`` reads each chip with a rasterio window instead of the whole raster at once
+    (rasters larger than memory; same chips).
     """
     from pyproj import Transformer
     from rasterio.windows import Window
@@ -159,14 +162,14 @@ def iter_chips(
         if src.width < size or src.height < size:
             raise InvalidInputError(f"{path} is {src.width}×{src.height} pixels, smaller than one {size}-pixel chip")
         t = Transformer.from_crs(src.crs, "EPSG:4326", always_xy=True)
-        data = src.read()  # rasters here are small; a windowed read per chip would cost more
+        data = None if windowed else src.read()  # small rasters: one read beats a windowed read per chip
         for row in range(0, src.height - size + 1, stride):
             for col in range(0, src.width - size + 1, stride):
-                pix = data[:, row : row + size, col : col + size]
+                win = Window(col, row, size, size)
+                pix = src.read(window=win) if data is None else data[:, row : row + size, col : col + size]
                 valid = float(_valid_mask(pix, src.nodata).mean())
                 if 1.0 - valid > max_nodata:
                     continue
-                win = Window(col, row, size, size)
                 fb = _footprint(t, window_bounds(win, src.transform))
                 cx, cy = src.xy(row + size / 2, col + size / 2, offset="ul")
                 lon, lat = t.transform(cx, cy)

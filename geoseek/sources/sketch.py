@@ -92,6 +92,12 @@ def crop_and_square(ink: np.ndarray, size: int = DEFAULT_SIZE, margin: float = 0
 Strokes = list[tuple[np.ndarray, np.ndarray]]
 """A drawing: one (xs, ys) pair of float arrays per pen stroke (pixels of any frame)."""
 
+MAX_COORD = 1e7
+"""Largest |x| or |y| of a stroke point, pixels (beyond, the drawing's span is not representable)."""
+MAX_STROKES = 10_000
+MAX_POINTS = 200_000
+MAX_STROKES_JSON_BYTES = 20 * 1024 * 1024
+
 
 def parse_strokes(obj: Any) -> Strokes:
     """Normalize any supported strokes JSON value to :data:`Strokes` (raises InvalidInputError)."""
@@ -102,7 +108,10 @@ def parse_strokes(obj: Any) -> Strokes:
         raise InvalidInputError("strokes JSON object needs a 'drawing' or 'strokes' field")
     if not isinstance(obj, list) or not obj:
         raise InvalidInputError("strokes must be a non-empty list of strokes")
+    if len(obj) > MAX_STROKES:
+        raise InvalidInputError(f"the sketch has {len(obj):,} strokes, more than {MAX_STROKES:,}")
     out: Strokes = []
+    points = 0
     for i, stroke in enumerate(obj):
         try:
             arr = np.asarray(stroke, dtype=np.float64)
@@ -118,36 +127,53 @@ def parse_strokes(obj: Any) -> Strokes:
             raise InvalidInputError(f"stroke {i} must be [xs, ys] or a list of [x, y] points, got shape {arr.shape}")
         if len(xs) == 0 or not (np.isfinite(xs).all() and np.isfinite(ys).all()):
             raise InvalidInputError(f"stroke {i} is empty or has non-finite coordinates")
+        if np.abs(xs).max() > MAX_COORD or np.abs(ys).max() > MAX_COORD:
+            raise InvalidInputError(f"stroke {i} has coordinates beyond ±{MAX_COORD:g} pixels")
+        points += len(xs)
+        if points > MAX_POINTS:
+            raise InvalidInputError(f"the sketch has more than {MAX_POINTS:,} points")
         out.append((xs, ys))
     return out
 
 
-def rasterize_strokes(strokes: Strokes | Any, size: int = DEFAULT_SIZE, line_width: float = 0.025, margin: float = 0.08) -> np.ndarray:
+def rasterize_strokes(strokes: Strokes | Any, size: int = DEFAULT_SIZE, line_width: float = 0.025, margin: float = 0.08,
+                      widths: Sequence[float] | None = None) -> np.ndarray:
     """Draw strokes into a ``size``×``size`` ink map, scaled to fit with ``margin``.
 
-    ``line_width`` is the pen width as a fraction of ``size``.
+    ``line_width`` is the pen width as a fraction of ``size``; ``widths`` (one per stroke, same
+    unit) overrides it stroke by stroke (a varying pen).
     """
     if not (isinstance(strokes, list) and strokes and isinstance(strokes[0], tuple)):
         strokes = parse_strokes(strokes)
     xs = np.concatenate([s[0] for s in strokes])
     ys = np.concatenate([s[1] for s in strokes])
+    if not (np.isfinite(xs).all() and np.isfinite(ys).all()):
+        raise InvalidInputError("the sketch has non-finite coordinates")
     x0, y0 = xs.min(), ys.min()
-    span = max(xs.max() - x0, ys.max() - y0, 1e-6)
+    with np.errstate(over="ignore"):
+        span = max(xs.max() - x0, ys.max() - y0, 1e-6)
+    if not np.isfinite(span):
+        raise InvalidInputError("the sketch's coordinates span more than a float can hold; it would draw blank")
     inner = size * (1 - 2 * margin)
     scale = inner / span
     ox = (size - (xs.max() - x0) * scale) / 2
     oy = (size - (ys.max() - y0) * scale) / 2
-    width = max(1, int(round(line_width * size)))
+    if widths is not None and len(widths) != len(strokes):
+        raise InvalidInputError(f"widths needs one entry per stroke ({len(strokes)}), got {len(widths)}")
     img = Image.new("L", (size, size), 0)
     draw = ImageDraw.Draw(img)
-    for sx, sy in strokes:
+    for si, (sx, sy) in enumerate(strokes):
+        width = max(1, int(round((line_width if widths is None else widths[si]) * size)))
         pts = [(float(ox + (x - x0) * scale), float(oy + (y - y0) * scale)) for x, y in zip(sx, sy)]
         if len(pts) == 1:
             (x, y), r = pts[0], width / 2
             draw.ellipse([x - r, y - r, x + r, y + r], fill=255)
         else:
             draw.line(pts, fill=255, width=width, joint="curve")
-    return np.asarray(img, np.float32) / 255.0
+    ink = np.asarray(img, np.float32) / 255.0
+    if not ink.any():
+        raise InvalidInputError("the sketch is blank: its strokes draw nothing (check the coordinates)")
+    return ink
 
 
 def read_quickdraw(path: str | Path, limit: int | None = None) -> list[dict[str, Any]]:
@@ -190,7 +216,7 @@ def read_sketch_image(data: bytes | str | Path | Image.Image, size: int = DEFAUL
         except FileNotFoundError:
             raise
         except Exception as exc:
-            raise InvalidInputError(f"cannot read the sketch image: {exc}") from None
+            raise InvalidInputError(f"cannot read the sketch image ({type(exc).__name__}): not a PNG/JPG drawing?") from None
     if img.mode in ("RGBA", "LA", "P"):
         img = img.convert("RGBA")
         bg = Image.new("RGBA", img.size, (255, 255, 255, 255))
@@ -215,11 +241,12 @@ def load_sketch(source: str | Path | bytes, size: int = DEFAULT_SIZE, filename: 
         raw = source
     looks_json = name.endswith((".json", ".ndjson", ".geojson")) or raw.lstrip()[:1] in (b"{", b"[")
     if looks_json:
+        from geoseek.safejson import loads_limited
+
         text = raw.decode("utf-8", errors="replace").strip()
-        try:
-            obj = json.loads(text.splitlines()[0] if name.endswith(".ndjson") else text)
-        except (json.JSONDecodeError, IndexError) as exc:
-            raise InvalidInputError(f"sketch strokes are not valid JSON: {exc}") from None
+        if name.endswith(".ndjson"):
+            text = text.splitlines()[0] if text else ""
+        obj = loads_limited(text, max_bytes=MAX_STROKES_JSON_BYTES, what="the sketch strokes JSON")
         return rasterize_strokes(parse_strokes(obj), size)
     return read_sketch_image(raw, size)
 

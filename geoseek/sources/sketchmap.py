@@ -134,11 +134,10 @@ def parse_sketch_map(obj: Any, *, window_m: float = DEFAULT_WINDOW_M) -> SketchM
 
     Raises :class:`InvalidInputError` whose message names the offending feature and field.
     """
-    if isinstance(obj, (str, bytes)):
-        try:
-            obj = json.loads(obj)
-        except json.JSONDecodeError as exc:
-            raise _err(f"not JSON: {exc}") from None
+    if isinstance(obj, (str, bytes, bytearray)):
+        from geoseek.safejson import loads_limited
+
+        obj = loads_limited(obj, what="the sketch map")
     if not isinstance(obj, dict):
         raise _err("the top level must be a JSON object (a GeoJSON FeatureCollection)")
     if obj.get("type", "FeatureCollection") != "FeatureCollection":
@@ -151,7 +150,7 @@ def parse_sketch_map(obj: Any, *, window_m: float = DEFAULT_WINDOW_M) -> SketchM
     if len(feats) > MAX_FEATURES:
         raise _err(f"too many features ({len(feats)} > {MAX_FEATURES})")
     crs = obj.get("crs", "canvas")
-    if crs not in ("canvas", "map"):
+    if not isinstance(crs, str) or crs not in ("canvas", "map"):
         raise _err(f"crs must be 'canvas' or 'map', got {crs!r}")
     if not (isinstance(window_m, (int, float)) and window_m > 0):
         raise _err("window_m must be a positive number of metres")
@@ -166,6 +165,9 @@ def parse_sketch_map(obj: Any, *, window_m: float = DEFAULT_WINDOW_M) -> SketchM
         if not isinstance(props, dict) or "layer" not in props:
             raise _err(f"{where}.properties.layer is missing; layers are: {', '.join(LAYER_NAMES)}")
         name = props["layer"]
+        if not isinstance(name, str):
+            raise _err(f"{where}.properties.layer must be a string (a layer name), got {type(name).__name__}; "
+                       f"layers are: {', '.join(LAYER_NAMES)}")
         if name not in LAYER_INDEX:
             raise _err(f"{where}.properties.layer {name!r} is not a layer; layers are: {', '.join(LAYER_NAMES)}")
         total += _check_geometry(f.get("geometry"), where)
@@ -203,7 +205,8 @@ def parse_sketch_map(obj: Any, *, window_m: float = DEFAULT_WINDOW_M) -> SketchM
     if bbox is None:
         bounds = np.array([g.bounds for _, g in raw])
         bbox = (bounds[:, 0].min(), bounds[:, 1].min(), bounds[:, 2].max(), bounds[:, 3].max())
-    elif not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
+    elif not (isinstance(bbox, list) and len(bbox) == 4
+              and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in bbox)):
         raise _err("bbox must be [west, south, east, north] in degrees")
     west, south, east, north = map(float, bbox)
     if not (west <= east and south <= north):
@@ -228,11 +231,9 @@ def load_sketch_map(path: str | Path, *, window_m: float = DEFAULT_WINDOW_M) -> 
     path = Path(path)
     if not path.is_file():
         raise InvalidInputError(f"no sketch-map file at {path}")
-    try:
-        obj = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _err(f"{path} is not JSON: {exc}") from None
-    return parse_sketch_map(obj, window_m=window_m)
+    from geoseek.safejson import loads_limited
+
+    return parse_sketch_map(loads_limited(path.read_bytes(), what=f"the sketch map {path.name}"), window_m=window_m)
 
 
 def to_geojson(features: list[LocalFeature], window_m: float, canvas: int = 512) -> dict[str, Any]:

@@ -131,18 +131,24 @@ def test_fused_sketch_tokens_add_backbone_features_to_conv_tokens():
 
 def test_frozen_backbone_equals_eager_and_is_used_for_224px_inputs(monkeypatch):
     from geoseek.encoders import sketch_image as si
+    from geoseek.runtime import backend
 
     frozen = si.frozen_image_backbone()
     if frozen is None:
         pytest.skip("TorchScript tracing unavailable")
-    x = torch.rand(3, 3, si.IMAGE_SIZE, si.IMAGE_SIZE)
-    with torch.no_grad():
-        eager = si.image_backbone().forward_features((x - 0.5) / 0.5)
-    fast = si.image_backbone_features(x)
-    assert fast.shape == (3, 1280, 7, 7) and torch.allclose(fast, eager, atol=1e-4)
-    monkeypatch.setenv("GEOSEEK_NO_JIT", "1")
-    assert si.frozen_image_backbone() is None
-    assert torch.allclose(si.image_backbone_features(x), eager, atol=1e-6)
+    backend.reset()
+    monkeypatch.setenv(backend.ENV, "torch")  # the torch path (ONNX Runtime: tests/encoders/test_onnx_backbone.py)
+    try:
+        x = torch.rand(3, 3, si.IMAGE_SIZE, si.IMAGE_SIZE)
+        with torch.no_grad():
+            eager = si.image_backbone().forward_features((x - 0.5) / 0.5)
+        fast = si.image_backbone_features(x)
+        assert fast.shape == (3, 1280, 7, 7) and torch.allclose(fast, eager, atol=1e-4)
+        monkeypatch.setenv("GEOSEEK_NO_JIT", "1")
+        assert si.frozen_image_backbone() is None
+        assert torch.allclose(si.image_backbone_features(x), eager, atol=1e-6)
+    finally:
+        backend.reset()
 
 
 def test_bf16_sketch_backbone_is_close_to_float32_and_used_by_models_configured_for_it():

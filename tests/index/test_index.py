@@ -1,6 +1,9 @@
-"""One suite for every vector index backend (FAISS embedded, Qdrant local mode)."""
+"""One suite for every vector index backend: FAISS embedded, Qdrant local mode, and a real Qdrant server when ``$GEOSEEK_QDRANT_URL`` is set (API key from
+``$GEOSEEK_QDRANT_API_KEY``; each test's collection is deleted afterwards)."""
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
@@ -34,14 +37,36 @@ def _brute(vecs, keys, queries, k, mask, metric="ip"):
     return np.where(np.take_along_axis(s, order, 1) > -np.inf, keys[order], -1), np.take_along_axis(s, order, 1)
 
 
-@pytest.fixture(params=["faiss", "qdrant"])
+_SERVER_INDEXES: list = []
+
+
+def _create(backend: str, **kwargs) -> VectorIndex:
+    """A fresh index of ``backend`` (a test parameter name)."""
+    if backend == "qdrant":
+        return BACKENDS.create("qdrant", local=True, **kwargs)
+    if backend == "qdrant-server":
+        idx = BACKENDS.create("qdrant", url=os.environ["GEOSEEK_QDRANT_URL"], **kwargs)
+        _SERVER_INDEXES.append(idx)
+        return idx
+    return BACKENDS.create(backend, **kwargs)
+
+
+@pytest.fixture(params=["faiss", "qdrant", "qdrant-server"])
 def backend(request) -> str:
-    return request.param
+    if request.param == "qdrant-server" and not os.environ.get("GEOSEEK_QDRANT_URL"):
+        pytest.skip("no Qdrant server: set GEOSEEK_QDRANT_URL (and GEOSEEK_QDRANT_API_KEY) to run these")
+    yield request.param
+    while _SERVER_INDEXES:  # delete the server collections this test made
+        idx = _SERVER_INDEXES.pop()
+        try:
+            idx.client.delete_collection(idx.collection_name)
+        except Exception:  # noqa: BLE001 - already closed or deleted
+            pass
 
 
 @pytest.fixture
 def index(backend) -> VectorIndex:
-    idx = BACKENDS.create(backend, dim=DIM, metric="ip")
+    idx = _create(backend, dim=DIM, metric="ip")
     keys, vecs, lonlat, labels = _data()
     idx.add(keys, vecs, lonlat, labels)
     yield idx
@@ -106,7 +131,7 @@ def test_filter_matching_nothing(index):
 
 
 def test_items_without_location_never_match_geo_filters(backend):
-    idx = BACKENDS.create(backend, dim=4, metric="ip")
+    idx = _create(backend, dim=4, metric="ip")
     v = np.eye(4, dtype=np.float32)
     idx.add(np.arange(4), v, np.array([[0, 0], [np.nan, np.nan], [1, 1], [np.nan, np.nan]]), ["a", None, "a", "b"])
     _, got = idx.search(v[1], 4, Filter(bbox=BBox(-180, -90, 180, 90)))
@@ -162,7 +187,7 @@ def test_save_load(index, tmp_path):
 
 def test_l2_metric_scores_are_negated_squared_distances(backend):
     keys, vecs, lonlat, labels = _data(100)
-    idx = BACKENDS.create(backend, dim=DIM, metric="l2")
+    idx = _create(backend, dim=DIM, metric="l2")
     idx.add(keys, vecs, lonlat, labels)
     q = _data(3, seed=5)[1] * 2
     scores, got = idx.search(q, 5)
@@ -173,7 +198,7 @@ def test_l2_metric_scores_are_negated_squared_distances(backend):
 
 
 def test_radius_across_the_antimeridian(backend):
-    idx = BACKENDS.create(backend, dim=2, metric="ip")
+    idx = _create(backend, dim=2, metric="ip")
     pts = np.array([[179.99, 0.0], [-179.99, 0.0], [-170.0, 0.0]])
     idx.add(np.arange(3), np.eye(3, 2, dtype=np.float32) + 0.1, pts, None)
     _, got = idx.search(np.ones(2, np.float32), 3, Filter(radius=Radius(179.995, 0.0, 5_000)))

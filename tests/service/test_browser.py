@@ -203,7 +203,7 @@ def test_sketch_map_search_over_the_offline_basemap(sketch_scenes: Path, osm_til
         # "this is what I meant" stores a (sketch, scene) feedback pair
         page.locator("#results li[data-id] button", has_text="this is what I meant").first.click()
         page.wait_for_selector("#results button:has-text('thanks: saved')")
-        from geoseek.sketchmap import count_feedback
+        from geoseek.capabilities.sketchmap.feedback import count_feedback
 
         assert count_feedback(sketch_scenes) >= 1
 
@@ -284,8 +284,8 @@ def model_collections(shared_data: Path, tmp_path_factory: pytest.TempPathFactor
     from PIL import Image
 
     from geoseek.checkpoint import load_model, resolve_checkpoint
-    from geoseek.gimi import build_collection
-    from geoseek.sketch_image import build_image_collection
+    from geoseek.capabilities.gimi import build_collection
+    from geoseek.capabilities.sketch_image import build_image_collection
     from geoseek.sources.geo_image_dataset import GeoImageDataset, GeoImageSample
 
     tmp = tmp_path_factory.mktemp("model-collections")
@@ -355,3 +355,18 @@ def test_sketch_and_image_search_with_the_default_models(model_collections: dict
         assert page.evaluate("geoseek.results.getFeatures().length") == 6  # footprints on the map
         page.wait_for_timeout(300)
         _screenshot(page, "service-image.png")
+
+
+def test_first_view_is_fitted_to_the_items(far_off_points: Path, page) -> None:
+    """The page opens on where the items are (``items_bbox``), not on an extent stretched by a far-off one."""
+    from geoseek.service.app import create_app
+
+    with _Server(create_app({"pts": far_off_points})) as url:
+        page.goto(url + "/")
+        page.wait_for_selector("body[data-ready='1']")
+        page.wait_for_function("geoseek.map.getView().getZoom() > 9")
+        w, s, e, n = page.evaluate(
+            "ol.proj.transformExtent(geoseek.map.getView().calculateExtent(geoseek.map.getSize()), 'EPSG:3857', 'EPSG:4326')")
+        assert w <= 14.2 and s <= 35.8 and e >= 14.39 and n >= 35.99  # the whole grid is in view
+        assert not (w <= 14.83 <= e and s <= 36.70 <= n)  # the far-off point is not
+        assert (e - w) < 2 * 0.19 + 0.2  # and the grid fills the view (padding and the map's aspect aside)

@@ -263,11 +263,22 @@ class LocationEncoder(nn.Module):
                 f"out must be a contiguous float32 tensor of shape ({n}, {self.pos_dim}), got "
                 f"{tuple(out.shape)} {out.dtype}"
             )
-        for i in range(0, n, cs):  # cache blocking over chunks of points, each fully vectorized
-            block = out[i : i + cs]
-            res = self._encode(x[i : i + cs], out=block) if self.writes_out else self._encode(x[i : i + cs])
-            if res.data_ptr() != block.data_ptr():
-                block.copy_(res)
+        def encode_range(start: int, stop: int) -> None:
+            for i in range(start, stop, cs):  # cache blocking over chunks of points, each fully vectorized
+                j = min(i + cs, stop)
+                block = out[i:j]
+                res = self._encode(x[i:j], out=block) if self.writes_out else self._encode(x[i:j])
+                if res.data_ptr() != block.data_ptr():
+                    block.copy_(res)
+
+        if x.device.type == "cpu":
+            # a few large chunks on worker threads with one intra-op thread each, instead of one
+            # small parallel region per block whose barrier waits for any descheduled thread
+            from geoseek.runtime.threads import parallel_chunks
+
+            parallel_chunks(encode_range, n, min_chunk=8 * cs)
+        else:
+            encode_range(0, n)
         return out
 
     def forward(self, lonlat: object) -> Tensor:

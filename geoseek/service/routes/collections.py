@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import itertools
+import logging
 import time
 from typing import Any
 
@@ -15,7 +16,7 @@ from fastapi.responses import Response
 from geoseek.errors import InvalidInputError, NotFoundError
 from geoseek.service.deps import CollectionEntry, get_entry
 from geoseek.service.schemas import (
-    MAX_K,
+    ClampedK,
     CollectionOut,
     CollectionsOut,
     ItemOut,
@@ -26,10 +27,14 @@ from geoseek.service.schemas import (
     search_response,
 )
 
+log = logging.getLogger("geoseek.service")
+
 router = APIRouter(tags=["collections"])
 
 _PREFIX = "/collections/{name}/"
 _MAX_LABELS = 200
+_OUTLIER_SHARE = 0.005
+"""Share of the items left out of ``items_bbox`` on each side of each axis (the farthest centroids)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -115,6 +120,27 @@ def basemap_url(request: Request) -> str | None:
 # cached per-collection facts (extent, labels, centroids)
 
 
+def items_extent(points: np.ndarray, boxes: np.ndarray, share: float = _OUTLIER_SHARE) -> tuple[float, ...] | None:
+    """Where the items are: (west, south, east, north) degrees, for a map's first view.
+
+    ``points`` (N, 2) centroids and ``boxes`` (N, 4) footprints (a point's box is the point). The
+    extent of the footprints of the items whose centroid is not among the ``⌊share·N⌋`` smallest
+    or largest on either axis, so a few far-off items (a ferry line's tile in open sea) do not
+    shrink the rest into a corner; with fewer than ``1 / share`` items it is the full extent.
+    None without items.
+    """
+    if not len(points):
+        return None
+    drop = int(share * len(points))
+    keep = np.ones(len(points), dtype=bool)
+    if drop:
+        for axis in (0, 1):
+            order = np.argsort(points[:, axis], kind="stable")
+            keep[order[:drop]] = keep[order[len(order) - drop:]] = False
+    bx = boxes[keep] if keep.any() else boxes
+    return (float(bx[:, 0].min()), float(bx[:, 1].min()), float(bx[:, 2].max()), float(bx[:, 3].max()))
+
+
 def _facts(entry: CollectionEntry) -> dict[str, Any]:
     facts = getattr(entry, "_facts", None)
     if facts is not None:
@@ -145,7 +171,8 @@ def _facts(entry: CollectionEntry) -> dict[str, Any]:
         bbox = None
         if len(bx):
             bbox = (float(bx[:, 0].min()), float(bx[:, 1].min()), float(bx[:, 2].max()), float(bx[:, 3].max()))
-        facts = {"ids": ids, "points": pts, "boxes": bx, "bbox": bbox, "labels": sorted(labels)[:_MAX_LABELS]}
+        facts = {"ids": ids, "points": pts, "boxes": bx, "bbox": bbox, "items_bbox": items_extent(pts, bx),
+                 "labels": sorted(labels)[:_MAX_LABELS]}
         entry._facts = facts  # type: ignore[attr-defined]
         return facts
 
@@ -157,9 +184,28 @@ def collection_out(request: Request, entry: CollectionEntry) -> CollectionOut:
     return CollectionOut(
         name=entry.name, modality=str(m.get("modality", "")), count=len(entry.collection), dim=int(m.get("dim", 0)),
         metric=str(m.get("metric", "")), model_id=m.get("model_id"), backend=m.get("backend"),
-        created=str(m["created"]) if m.get("created") is not None else None, bbox=facts["bbox"], labels=facts["labels"],
+        created=str(m["created"]) if m.get("created") is not None else None, bbox=facts["bbox"], items_bbox=facts["items_bbox"], labels=facts["labels"],
         modes=list(endpoints), endpoints=endpoints,
     )
+
+
+def _collection_out_or_damaged(request: Request, entry: CollectionEntry) -> CollectionOut:
+    """:func:`collection_out`, or for a collection whose data cannot be read an entry marked
+    ``status="damaged"`` (the listing of the healthy ones goes on; the detail goes to the server log)."""
+    import sqlite3
+
+    from geoseek.errors import DamagedDataError
+
+    try:
+        return collection_out(request, entry)
+    except (DamagedDataError, sqlite3.DatabaseError, OSError, ValueError) as exc:
+        log.error("collection %r cannot be listed: %s: %s", entry.name, type(exc).__name__, exc)
+        try:
+            modality = str(entry.collection.manifest.get("modality", ""))
+        except Exception:
+            modality = ""
+        return CollectionOut(name=entry.name, modality=modality, count=0, dim=0, metric="", modes=[], status="damaged",
+                             error="this collection's data cannot be read; the server log names the file")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,7 +216,7 @@ def collection_out(request: Request, entry: CollectionEntry) -> CollectionOut:
 def list_collections(request: Request) -> CollectionsOut:
     entries: dict[str, CollectionEntry] = request.app.state.collections
     return CollectionsOut(
-        collections=[collection_out(request, e) for e in entries.values()], basemap=basemap_url(request),
+        collections=[_collection_out_or_damaged(request, e) for e in entries.values()], basemap=basemap_url(request),
         auth=bool(request.app.state.settings.token),
     )
 
@@ -301,7 +347,7 @@ def anchor_item(entry: CollectionEntry, lon: float, lat: float, max_distance_m: 
 def similar(entry: CollectionEntry = Depends(get_entry),
             lon: float = Query(..., ge=-180, le=180, description="longitude, degrees"),
             lat: float = Query(..., ge=-90, le=90, description="latitude, degrees"),
-            k: int = Query(10, ge=1, le=MAX_K),
+            k: ClampedK = Query(10, ge=1),
             max_distance_m: float = Query(10_000, gt=0, le=20_037_509, description="how far the nearest item may be, metres")
             ) -> SearchResponse:
     t0 = time.perf_counter()

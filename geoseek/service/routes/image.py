@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from geoseek.errors import InvalidInputError
 from geoseek.search import make_filter
 from geoseek.service.deps import CollectionEntry, decode_image_limited, get_entry, get_settings, read_upload_limited
-from geoseek.service.schemas import MAX_K, SearchResponse, search_response
+from geoseek.service.schemas import ClampedK, SearchResponse, search_response
 
 router = APIRouter(tags=["image"])
 
@@ -32,7 +32,7 @@ def post_search_image(
     lon: float | None = Form(None, ge=-180, le=180, description="longitude of the query image, degrees"),
     lat: float | None = Form(None, ge=-90, le=90, description="latitude of the query image, degrees"),
     geo_weight: float = Form(0.0, ge=0.0, le=1.0, description="0 = visual only … 1 = nearest places only"),
-    k: int = Form(10, ge=1, le=MAX_K),
+    k: ClampedK = Form(10, ge=1),
     bbox: str | None = Form(None, description="only items inside W,S,E,N (degrees)"),
     radius: str | None = Form(None, description="only items within LON,LAT,METRES"),
     label: str | None = Form(None, description="only these labels (comma-separated)"),

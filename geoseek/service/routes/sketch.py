@@ -1,6 +1,6 @@
 """``POST /collections/{name}/search/sketch``: search aerial images by an uploaded sketch.
 
-Multipart form: ``file`` (a PNG/JPG drawing, or a strokes JSON file), optional ``k`` (1..MAX_K),
+Multipart form: ``file`` (a PNG/JPG drawing, or a strokes JSON file), optional ``k`` (>= 1; clamped to MAX_K),
 ``rerank`` (top N reranked by cross-attention; 0 disables) and ``label`` (comma-separated label
 filter). A strokes JSON may also be sent as the form field ``strokes`` instead of a file.
 """
@@ -14,8 +14,15 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 
 from geoseek.errors import InvalidInputError
 from geoseek.search import make_filter
-from geoseek.service.deps import CollectionEntry, decode_image_limited, get_entry, get_settings, read_upload_limited
-from geoseek.service.schemas import MAX_K, SearchResponse, search_response
+from geoseek.service.deps import (
+    CollectionEntry,
+    PayloadTooLarge,
+    decode_image_limited,
+    get_entry,
+    get_settings,
+    read_upload_limited,
+)
+from geoseek.service.schemas import ClampedK, SearchResponse, search_response
 
 router = APIRouter(tags=["sketch"])
 
@@ -29,7 +36,7 @@ def post_search_sketch(
     entry: CollectionEntry = Depends(get_entry),
     file: UploadFile | None = File(None, description="PNG/JPG drawing or strokes JSON"),
     strokes: str | None = Form(None, description="strokes JSON, instead of a file"),
-    k: int = Form(10, ge=1, le=MAX_K),
+    k: ClampedK = Form(10, ge=1),
     rerank: int = Form(100, ge=0, le=1000),
     label: str | None = Form(None, description="only these labels (comma-separated)"),
 ) -> SearchResponse:
@@ -47,13 +54,15 @@ def post_search_sketch(
     if strokes is not None:
         data = strokes.encode()
         if len(data) > settings.max_upload_bytes:
-            raise InvalidInputError("the strokes JSON is too large")
+            raise PayloadTooLarge(f"the strokes JSON is larger than the limit of {settings.max_upload_bytes:,} bytes")
         filename = "strokes.json"
     else:
         data = read_upload_limited(file, settings.max_upload_bytes, what="sketch")
         filename = file.filename or ""
     is_json = filename.lower().endswith((".json", ".ndjson")) or data.lstrip()[:1] in (b"{", b"[")
-    from geoseek.sketch_image import collection_model
+    if is_json:  # malformed, too deep or blank strokes are 422 before the collection's model loads
+        load_sketch(data, size=32, filename=filename if filename.endswith(".ndjson") else "x.json")
+    from geoseek.capabilities.common import collection_model
 
     size = collection_model(entry.collection).sketch_size
     if is_json:

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -19,7 +18,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from geoseek.errors import InvalidInputError
 from geoseek.service.deps import CollectionEntry, get_entry
-from geoseek.service.schemas import MAX_K, SearchResponse, search_response
+from geoseek.service.schemas import ClampedK, SearchResponse, search_response
 
 router = APIRouter(tags=["sketch-map"])
 
@@ -36,34 +35,35 @@ def _check(entry: CollectionEntry) -> None:
 
 
 async def _json_body(request: Request) -> Any:
+    """The JSON body, size- and depth-limited (the guard has bounded it while it streamed in)."""
+    from geoseek.safejson import loads_limited
+
     raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise InvalidInputError(f"sketch map too large ({len(raw)} bytes > {MAX_BODY})")
     if not raw:
         raise InvalidInputError("invalid sketch map: empty body; send a sketch-map JSON (GeoJSON FeatureCollection)")
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"invalid sketch map: body is not JSON: {exc}") from None
+    return loads_limited(raw, max_bytes=MAX_BODY, what="the request body")
 
 
 @router.post("/collections/{name}/search/sketch-map", response_model=SearchResponse,
              summary="scenes matching a sketch map of typed objects (DeepSSN)")
 async def sketch_map_route(request: Request, entry: CollectionEntry = Depends(get_entry),
-                           k: int = Query(10, ge=1, le=MAX_K)) -> SearchResponse:
-    from geoseek.sketchmap import search_sketch_map
+                           k: ClampedK = Query(10, ge=1)) -> SearchResponse:
+    from geoseek.capabilities.sketchmap.search import search_scenes
+
+    from geoseek.sources.sketchmap import parse_sketch_map
 
     _check(entry)
     body = await _json_body(request)
+    parse_sketch_map(body)  # a malformed sketch is 422 before the collection's model loads
     t0 = time.perf_counter()
-    hits = search_sketch_map(entry.collection, body, k)
+    hits = search_scenes(entry.collection, body, k)
     n = len(body.get("features", [])) if isinstance(body, dict) else 0
     return search_response(hits, collection=entry.name, mode="sketch-map", started=t0, query={"features": n})
 
 
 @router.post("/collections/{name}/feedback", summary="store a (sketch map, chosen scene) pair for training")
 async def feedback_route(request: Request, entry: CollectionEntry = Depends(get_entry)) -> dict:
-    from geoseek.sketchmap import append_feedback
+    from geoseek.capabilities.sketchmap.feedback import append_feedback
 
     _check(entry)
     body = await _json_body(request)
@@ -77,7 +77,7 @@ async def feedback_route(request: Request, entry: CollectionEntry = Depends(get_
 
 @router.get("/collections/{name}/feedback", summary="number of stored (sketch map, chosen scene) pairs")
 def feedback_count_route(entry: CollectionEntry = Depends(get_entry)) -> dict:
-    from geoseek.sketchmap import count_feedback
+    from geoseek.capabilities.sketchmap.feedback import count_feedback
 
     _check(entry)
     return {"collection": entry.name, "count": count_feedback(entry.collection)}

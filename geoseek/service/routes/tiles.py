@@ -22,7 +22,7 @@ from fastapi.responses import Response
 
 from geoseek.errors import InvalidInputError, NotFoundError
 from geoseek.service.deps import CollectionEntry, get_entry
-from geoseek.service.schemas import MAX_K, SearchResponse, search_response
+from geoseek.service.schemas import ClampedK, SearchResponse, search_response
 
 router = APIRouter(tags=["osm-tiles"])
 
@@ -40,8 +40,8 @@ def _check(entry: CollectionEntry) -> None:
             summary="embedding arithmetic: tiles nearest to a + b − c")
 def arithmetic_route(entry: CollectionEntry = Depends(get_entry),
                      a: str = Query(..., description=_REF), b: str = Query(..., description=_REF),
-                     c: str = Query(..., description=_REF), k: int = Query(10, ge=1, le=MAX_K)) -> SearchResponse:
-    from geoseek.tiles import arithmetic
+                     c: str = Query(..., description=_REF), k: ClampedK = Query(10, ge=1)) -> SearchResponse:
+    from geoseek.capabilities.tiles.search import arithmetic
 
     _check(entry)
     t0 = time.perf_counter()
@@ -53,7 +53,7 @@ def arithmetic_route(entry: CollectionEntry = Depends(get_entry),
 def interpolate_route(entry: CollectionEntry = Depends(get_entry),
                       a: str = Query(..., description=_REF), b: str = Query(..., description=_REF),
                       steps: int = Query(5, ge=2, le=50), k: int = Query(1, ge=1, le=20)) -> dict:
-    from geoseek.tiles import interpolate
+    from geoseek.capabilities.tiles.search import interpolate
 
     _check(entry)
     t0 = time.perf_counter()
@@ -66,7 +66,7 @@ def interpolate_route(entry: CollectionEntry = Depends(get_entry),
 
 
 def _png(entry: CollectionEntry, z: int, x: int, y: int) -> Response:
-    from geoseek.tiles import basemap_png
+    from geoseek.capabilities.tiles.basemap import basemap_png
 
     return Response(basemap_png(entry.collection, z, x, y), media_type="image/png", headers=_PNG_HEADERS)
 

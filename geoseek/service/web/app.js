@@ -366,7 +366,7 @@
     resultSource.clear(); queryPoint.clear(); sketchSource.clear(); $("results").innerHTML = ""; $("results-title").textContent = "Results";
     const own = c.endpoints.basemap ? c.endpoints.basemap.split(" ")[1].replace("{name}", encodeURIComponent(c.name)) : null;
     setBasemap(own || state.basemap);
-    showExtent(c.bbox);
+    showExtent(c.items_bbox || c.bbox);  // where the items are, not a few far-off ones
     showTools();
     if (!c.bbox) browse();
   }

@@ -1,0 +1,149 @@
+"""Sketch maps on the user's regions: per-region scores, leave-one-region-out, adapt-then-score.
+
+* :func:`score_region` — DeepSSN's protocol on one region for one model (raw-pixel kNN beside
+  it), optionally after :func:`~geoseek.capabilities.sketchmap.adapt.adapt_sketchmap`. A region
+  the model trained on is queried on its held-out scenes (today's split); a region it never saw
+  is queried on every scene (up to ``queries``, in a fixed random order);
+* :func:`evaluate_regions` — :func:`score_region` on several regions, with their mean;
+* :func:`leave_one_out` — for each region, a model trained on the others (``SketchRecipe``,
+  checkpoints cached) scored on it.
+
+Query sketches are seeded from ``EVAL_SEED + round(strength · 1000) · 10⁶`` (see
+:func:`~geoseek.capabilities.sketchmap.evaluate.eval_queries`), adaptation sketches from
+:data:`~geoseek.capabilities.sketchmap.adapt.ADAPT_SEED`: both bases are in every JSON.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geoseek.capabilities.sketchmap.data import EVAL_SEED, SketchMapData, prepare_data, region_scenes
+from geoseek.errors import InvalidInputError
+
+METRICS = ("mrr", "acc_at_1", "acc_at_3", "acc_at_5", "acc_at_10", "median_rank")
+
+
+def trained_on(payload: dict[str, Any]) -> set[str]:
+    """File names of the regions a checkpoint trained on."""
+    d = payload.get("data", {})
+    return set(d.get("sources") or ([d["source"]] if d.get("source") else []))
+
+
+def query_seed(strength: float) -> int:
+    """Base seed of the evaluation's query sketches at ``strength``."""
+    return EVAL_SEED + int(round(float(strength) * 1000)) * 1_000_000
+
+
+def _all_scene_data(osm: Any, region: Path, s: dict[str, Any], progress: bool) -> SketchMapData:
+    """Every scene of ``region`` as the query pool (no training split: the model never saw the region)."""
+    window_m, size = float(s.get("window_m", 480.0)), int(s.get("size", 64))
+    scenes = region_scenes(osm, window_m=window_m, size=size, progress=progress)
+    empty = np.zeros((0,), np.int64)
+    settings = {"source": region.name, "window_m": window_m, "size": size, "queries_from": "all scenes",
+                "simulator": s.get("simulator"), "version": 2}
+    return SketchMapData(scenes, empty, empty, np.arange(len(scenes)), np.zeros((0,), np.uint8),
+                         np.zeros((0,), np.uint8), settings)
+
+
+def score_region(
+    region: Path, model: str | Path, *, queries: int | None = 200, strength: float = 1.0, cache: str | Path | None = None,
+    adapt_s: float = 0.0, adapt_seed: int = 0, progress: bool = False, with_default: bool = False,
+) -> dict[str, Any]:
+    """DeepSSN's protocol on ``region`` for ``model`` (after ``adapt_s`` seconds of adaptation if > 0).
+
+    Returns ``{"region", "n_scenes", "n_queries", "queries_from", mrr, acc_at_k..., raw_mrr, raw_...,
+    "query_seed", [adapt_seconds, adapt_sketch_seed, adaptation], [default_mrr, ...]}``.
+    """
+    from geoseek.capabilities.sketchmap.evaluate import eval_queries, evaluate_retrieval
+    from geoseek.checkpoint import load_model
+    from geoseek.sources.osm import read_osm
+
+    region = Path(region)
+    net, payload = load_model(model, "sketchmap") if str(model) == "default" else load_model(model)
+    s = payload.get("data", {})
+    osm = read_osm(region)
+    seen = region.name in trained_on(payload)
+    if seen:
+        data = prepare_data(region, window_m=s.get("window_m", 480.0), size=s.get("size", 64), copies=s.get("copies", 6),
+                            holdout=s.get("holdout", 0.2), val=s.get("val", 0.08), split_seed=s.get("split_seed", 0),
+                            strength=tuple(s.get("strength", (0.3, 1.5))), cache_dir=cache, progress=progress, osm=osm)
+    else:
+        data = _all_scene_data(osm, region, s, progress)
+    if len(data.test_idx) == 0:
+        raise InvalidInputError(f"{region.name}: no scene to query ({len(data.scenes)} scenes)")
+    out: dict[str, Any] = {"region": region.name, "checkpoint": str(payload["path"]), "model": payload["model"]}
+    if adapt_s > 0:
+        from geoseek.capabilities.sketchmap.adapt import ADAPT_SEED, adapt_sketchmap
+
+        net, _, record = adapt_sketchmap(region, model, adapt_s, seed=adapt_seed, progress=progress, osm=osm,
+                                         scenes=data.scenes)
+        out.update({"adapt_seconds": record["seconds"], "adapt_sketch_seed": ADAPT_SEED, "adaptation": record})
+    qs = eval_queries(osm, data, (float(strength),), queries or None, progress=progress, cache_dir=cache)
+    models = {"model": net}
+    if with_default:
+        models["default"] = load_model("default", "sketchmap")[0]
+    res = evaluate_retrieval(models, data, qs)
+    row = next(iter(res["by_strength"].values()))
+    out.update({"strength": float(strength), "n_scenes": res["n_scenes"], "n_queries": res["n_queries"],
+                "queries_from": "held-out scenes" if seen else "all scenes", "query_seed": query_seed(strength)})
+    out.update(row["model"])
+    out.update({f"raw_{k}": v for k, v in row["raw"].items()})
+    if with_default:
+        out.update({f"default_{k}": v for k, v in row["default"].items()})
+    return out
+
+
+def evaluate_regions(regions: Sequence[Path], model: str | Path, **kw: Any) -> dict[str, Any]:
+    """:func:`score_region` on each region; ``skipped`` lists those that cannot be scored, with why."""
+    from geoseek.capabilities.common.loo import summarize
+
+    rows, skipped = [], []
+    for r in regions:
+        try:
+            rows.append(score_region(Path(r), model, **kw))
+        except InvalidInputError as exc:
+            skipped.append({"region": Path(r).name, "reason": str(exc)})
+    keys = [*METRICS, *(f"raw_{k}" for k in METRICS), *(f"default_{k}" for k in METRICS), "adapt_seconds"]
+    return {"mode": "per-region", "regions": rows, "skipped": skipped, "mean": summarize(rows, keys)}
+
+
+def leave_one_out(
+    regions: Sequence[Path], recipe: Any, checkpoints: str | Path, *, cache: str | Path | None = None, threads: int | None = 1,
+    progress: bool = False, **score_kw: Any,
+) -> dict[str, Any]:
+    """For each region, a model trained on the others by ``recipe`` (a :class:`SketchRecipe`) scored on it."""
+    from geoseek.capabilities.common.loo import loo_checkpoint, summarize
+    from geoseek.capabilities.sketchmap.multi import train_sketchmap
+
+    regions = [Path(r) for r in regions]
+    if len(regions) < 2:
+        raise InvalidInputError("--leave-one-out needs at least two regions")
+    if len({r.name for r in regions}) != len(regions):
+        raise InvalidInputError("--leave-one-out: two regions share a file name")
+    rows, skipped = [], []
+    for held in regions:
+        others = [r for r in regions if r != held]
+
+        def train(rs: list[Path], out: Path) -> dict[str, Any]:
+            return train_sketchmap(rs, out, recipe, cache=cache, threads=threads, progress=progress)
+
+        try:
+            ckpt, reused = loo_checkpoint("sketchmap", held, others, recipe.to_dict(), checkpoints, train)
+        except (InvalidInputError, ValueError) as exc:
+            skipped.append({"region": held.name, "reason": f"training on the other regions failed: {exc}"})
+            continue
+        print(f"leave-one-out: {held.name} <- {ckpt.name} ({'reused' if reused else 'trained'})", file=sys.stderr)
+        try:
+            row = score_region(held, ckpt, cache=cache, progress=progress, **score_kw)
+        except InvalidInputError as exc:
+            skipped.append({"region": held.name, "reason": str(exc)})
+            continue
+        rows.append({**row, "trained_on": [r.name for r in others], "checkpoint_reused": reused})
+    keys = [*METRICS, *(f"raw_{k}" for k in METRICS), *(f"default_{k}" for k in METRICS), "adapt_seconds"]
+    return {"mode": "leave-one-out", "recipe": recipe.to_dict(), "checkpoints": str(checkpoints), "regions": rows,
+            "skipped": skipped, "mean": summarize(rows, keys)}

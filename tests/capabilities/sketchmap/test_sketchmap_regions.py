@@ -1,0 +1,106 @@
+"""The sketch-map capability on the user's regions: multi-region training, leave-one-region-out,
+``build sketchmap --adapt`` within its budget, and builds that require the user's region."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from geoseek.cli import main
+
+TINY = ["--window-m", "240", "--size", "32", "--copies", "2", "--batch-scenes", "8",
+        "--model-config", '{"widths": [8, 16, 16], "hidden": 32}']
+
+
+@pytest.fixture(scope="module")
+def two_regions(shared_data) -> list[str]:
+    return [str(shared_data / "osm" / "helsinki-center.osm.pbf"), str(shared_data / "osm" / "moscow.osm.pbf")]
+
+
+def _last_json(capsys) -> dict:
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_train_on_two_regions_records_the_mix(two_regions, tmp_path):
+    from geoseek.checkpoint import read_checkpoint
+
+    out = tmp_path / "multi.pt"
+    rc = main(["train", "sketchmap", *two_regions, "--out", str(out), "--steps", "3", "--validate-every", "3",
+               "--model", "sketchmap-sppcnn", "--cache", str(tmp_path / "cache"), "--quiet", *TINY])
+    assert rc == 0
+    data = read_checkpoint(out)["data"]
+    assert data["sources"] == ["helsinki-center.osm.pbf", "moscow.osm.pbf"]
+    assert data["mix"]["rule"] == "sqrt" and len(data["mix"]["p"]) == 2 and min(data["mix"]["p"]) > 0.3
+
+
+def test_leave_one_out_end_to_end_and_reuses_its_checkpoints(two_regions, tmp_path, capsys):
+    argv = ["eval", "sketchmap", *two_regions, "--leave-one-out", "--checkpoints", str(tmp_path / "ck"),
+            "--cache", str(tmp_path / "cache"), "--steps", "3", "--validate-every", "3", "--train-model", "sketchmap-sppcnn",
+            "--queries", "8", "--strengths", "1", "--quiet", "--json", *TINY]
+    assert main(argv) == 0
+    out = _last_json(capsys)
+    assert out["mode"] == "leave-one-out" and out["skipped"] == []
+    rows = {r["region"]: r for r in out["regions"]}
+    assert set(rows) == {"helsinki-center.osm.pbf", "moscow.osm.pbf"}
+    assert rows["moscow.osm.pbf"]["trained_on"] == ["helsinki-center.osm.pbf"]
+    for r in rows.values():
+        assert 0 < r["mrr"] <= 1 and 0 < r["raw_mrr"] <= 1 and r["n_queries"] == 8
+        assert r["queries_from"] == "all scenes" and not r["checkpoint_reused"]
+    assert out["mean"]["mrr"] == pytest.approx(sum(r["mrr"] for r in rows.values()) / 2)
+    assert len(list((tmp_path / "ck").glob("*.pt.done"))) == 2
+    assert main(argv) == 0  # a rerun reuses both folds and scores the same
+    again = _last_json(capsys)
+    assert all(r["checkpoint_reused"] for r in again["regions"])
+    assert again["mean"]["mrr"] == pytest.approx(out["mean"]["mrr"])
+
+
+def test_leave_one_out_needs_a_checkpoint_folder(two_regions, capsys):
+    assert main(["eval", "sketchmap", *two_regions, "--leave-one-out", "--json"]) == 2
+    assert "--checkpoints" in capsys.readouterr().err
+
+
+def test_build_needs_the_users_region(tmp_path, capsys):
+    assert main(["build", "sketchmap", "--out", str(tmp_path / "c")]) == 2
+    assert "needs the OSM file of your region" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
+
+
+def test_build_geo_images_needs_the_users_data(tmp_path, capsys):
+    assert main(["build", "geo-images", "--out", str(tmp_path / "g")]) == 2
+    assert "--data" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_adapted_build_respects_its_budget_and_searches_with_its_own_model(shared_data, tmp_path, sketch):
+    """``--adapt 5s`` on Helsinki: the adaptation stops within one step of its budget, the build costs at most
+    the budget plus what a plain build of the same region costs (reading, cutting, embedding) plus that step."""
+    from geoseek.capabilities.sketchmap.search import search_scenes
+    from geoseek.checkpoint import file_checksum, resolve_checkpoint
+    from geoseek.collection import Collection
+
+    region = str(shared_data / "osm" / "helsinki-center.osm.pbf")
+    t = time.monotonic()
+    assert main(["build", "sketchmap", region, "--out", str(tmp_path / "plain"), "--quiet", "--workers", "1"]) == 0
+    plain_s = time.monotonic() - t
+    budget = 5.0
+    t = time.monotonic()
+    assert main(["build", "sketchmap", region, "--out", str(tmp_path / "adapted"), "--adapt", "5s", "--quiet",
+                 "--workers", "1"]) == 0
+    adapted_s = time.monotonic() - t
+    col = Collection.open(tmp_path / "adapted")
+    rec = col.manifest["extra"]["adaptation"]
+    step_s = rec["loop_seconds"] / max(rec["steps"], 1)
+    assert rec["budget_s"] == budget and rec["steps"] >= 1
+    assert rec["seconds"] <= budget + step_s + 1.0
+    assert adapted_s <= plain_s + budget + step_s + 5.0  # 5 s: saving the adapted model, a second OSM read, noise
+    base = file_checksum(resolve_checkpoint("default", "sketchmap"))
+    assert rec["base_checksum"] == base and rec["sketch_seed_base"] == 7_000_000_000
+    own = file_checksum(col.file("model.pt"))
+    assert own == col.manifest["model_checksum"] != base  # the collection carries the adapted model
+    col.close()
+    col = Collection.open(tmp_path / "adapted")  # reopens and answers with its own model
+    hits = search_scenes(col, sketch, k=3)
+    assert len(hits) == 3 and hits[0].score >= hits[-1].score
