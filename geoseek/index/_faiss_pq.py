@@ -67,10 +67,8 @@ class IvfPqMixin:
             old.close()
             self._vectors = store
             self._index.add_with_ids(vectors, np.arange(start, start + len(vectors), dtype=np.int64))
-            self._keys = np.concatenate([self._keys, keys])
-            self._lonlat = np.concatenate([self._lonlat, lonlat])
-            self._label_codes = np.concatenate([self._label_codes, codes])
-            self._alive = np.concatenate([self._alive, np.ones(len(keys), dtype=bool)])
+            self._append_rows(keys, lonlat, codes, recalibrate=retrain)
+            return
         self._sorted = None
         self._geo_order = None
         if retrain and (self.nprobe is None or self._auto_nprobe):

@@ -265,13 +265,18 @@ class FaissIndex(IvfPqMixin):
             self._index.add_with_ids(vectors, np.arange(start, start + len(keys), dtype=np.int64))
         else:
             self._index.add(vectors)
+        self._append_rows(keys, lonlat, codes, recalibrate=trained)
+
+    def _append_rows(self, keys: np.ndarray, lonlat: np.ndarray, codes: np.ndarray, *, recalibrate: bool) -> None:
+        """Append live rows' keys, (lon, lat) and label codes; drop the derived orders; re-tune
+        ``nprobe`` after a (re)training unless the user fixed it."""
         self._keys = np.concatenate([self._keys, keys])
         self._lonlat = np.concatenate([self._lonlat, lonlat])
         self._label_codes = np.concatenate([self._label_codes, codes])
         self._alive = np.concatenate([self._alive, np.ones(len(keys), dtype=bool)])
         self._sorted = None
         self._geo_order = None
-        if trained and (self.nprobe is None or self._auto_nprobe):
+        if recalibrate and (self.nprobe is None or self._auto_nprobe):
             self._auto_nprobe = True
             self.calibrate()
 
