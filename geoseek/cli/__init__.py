@@ -133,9 +133,10 @@ def _attach_negative_lists(argv: Sequence[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from geoseek.runtime.threads import configure_openmp_env
+    from geoseek.runtime.threads import configure_openmp_env, configure_threads_env
 
     configure_openmp_env()  # a short OpenMP spin: libgomp reads it when torch / FAISS load, below
+    configure_threads_env("batch")  # threads from the cores this process may use, not the machine's
     parser = build_parser()
     args = parser.parse_args(_attach_negative_lists(sys.argv[1:] if argv is None else argv))
     if args.precision is not None:

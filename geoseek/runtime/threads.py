@@ -48,6 +48,20 @@ def configure_openmp_env(environ: dict[str, str] | None = None) -> dict[str, str
     return {"GOMP_SPINCOUNT": SHORT_SPIN}
 
 
+def configure_threads_env(kind: str = "batch", environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Set ``OMP_NUM_THREADS`` to the policy's threads for ``kind`` unless the user set it.
+
+    torch and FAISS take their default thread count from it when they load; without it torch counts
+    the machine's cores and ignores affinity and cgroup quotas (a 1-CPU container on a 64-core host
+    would run 64 threads). Effective only before they load. Returns what was set."""
+    env = os.environ if environ is None else environ
+    if "OMP_NUM_THREADS" in env:
+        return {}
+    n = str(default_threads(kind))
+    env["OMP_NUM_THREADS"] = n
+    return {"OMP_NUM_THREADS": n}
+
+
 def default_threads(kind: str = "api") -> int:
     """Torch intra-op threads for ``kind`` (see the module docstring); ``$GEOSEEK_THREADS`` wins."""
     if kind not in KINDS:

@@ -86,3 +86,29 @@ def test_parallel_chunks_covers_range_in_order_with_one_thread_each():
 def test_chunk_bounds():
     assert threads.chunk_bounds(10, 3) == [(0, 4), (4, 7), (7, 10)]
     assert threads.chunk_bounds(2, 5) == [(0, 1), (1, 2)]
+
+
+def test_threads_env_comes_from_the_cores_available_unless_the_user_set_it(monkeypatch):
+    monkeypatch.delenv(threads.ENV_THREADS, raising=False)
+    monkeypatch.setattr(hardware, "available_cores", lambda: 3)  # e.g. a 3-CPU quota on a big host
+    env: dict[str, str] = {}
+    assert threads.configure_threads_env("batch", env) == {"OMP_NUM_THREADS": "3"} and env["OMP_NUM_THREADS"] == "3"
+    env = {"OMP_NUM_THREADS": "7"}
+    assert threads.configure_threads_env("batch", env) == {} and env["OMP_NUM_THREADS"] == "7"
+    monkeypatch.setenv(threads.ENV_THREADS, "2")
+    env = {}
+    threads.configure_threads_env("batch", env)
+    assert env["OMP_NUM_THREADS"] == "2"
+
+
+def test_the_cli_sets_threads_from_the_cores_before_torch_loads():
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", threads.ENV_THREADS)}
+    code = ("import os\nfrom geoseek.cli import main\ntry:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
+            "import torch\nfrom geoseek.runtime.hardware import available_cores\n"
+            "print(os.environ['OMP_NUM_THREADS'], torch.get_num_threads(), available_cores())")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split()[-3:]
+    assert out[0] == out[1] == out[2], out
