@@ -146,15 +146,20 @@ def npy_shape(root: Path, rel: str, name: str) -> tuple[tuple[int, ...], np.dtyp
     return tuple(shape), dtype
 
 
-def check_faiss_header(root: Path, name: str, dim: int, n_keys: int | None) -> None:
-    """The FAISS file's header: dimension, vector count (vs ``keys.npy``), exact size if flat."""
-    path = root / _FAISS_FILE
+def _read_head(root: Path, rel: str, name: str, n: int) -> tuple[int, bytes]:
+    """(size in bytes, first ``n`` bytes) of ``root / rel``; DamagedFileError naming it when missing."""
     try:
+        path = root / rel
         size = path.stat().st_size
         with open(path, "rb") as f:
-            head = f.read(45)
+            return size, f.read(n)
     except FileNotFoundError:
-        raise DamagedFileError(name, _FAISS_FILE, "is missing") from None
+        raise DamagedFileError(name, rel, "is missing") from None
+
+
+def check_faiss_header(root: Path, name: str, dim: int, n_keys: int | None) -> None:
+    """The FAISS file's header: dimension, vector count (vs ``keys.npy``), exact size if flat."""
+    size, head = _read_head(root, _FAISS_FILE, name, 45)
     if len(head) < 16:
         raise DamagedFileError(name, _FAISS_FILE, "is truncated (no FAISS header)")
     fourcc = head[:4]
@@ -176,13 +181,7 @@ def check_faiss_header(root: Path, name: str, dim: int, n_keys: int | None) -> N
 
 def check_sqlite_file(root: Path, rel: str, name: str, *, quick: bool | None = None) -> None:
     """SQLite header and page-size arithmetic; ``quick_check`` if ``quick`` (None: when small)."""
-    path = root / rel
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as f:
-            head = f.read(100)
-    except FileNotFoundError:
-        raise DamagedFileError(name, rel, "is missing") from None
+    size, head = _read_head(root, rel, name, 100)
     if len(head) < 100 or head[:16] != _SQLITE_MAGIC:
         raise DamagedFileError(name, rel, "is not an SQLite database (bad header)")
     page = struct.unpack(">H", head[16:18])[0]
