@@ -157,7 +157,7 @@ def register(verbs: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--threads", type=int, default=None)
     from geoseek.cli._build_flags import add_build_flags
 
-    add_build_flags(p, partition_size=32, unit="images")
+    add_build_flags(p, partition_size=32, unit="images (with --raster: grid chips)")
     add_json_flag(p)
     p.set_defaults(func=run_build)
 
@@ -241,12 +241,13 @@ def run_train(args: argparse.Namespace) -> int:
 def _run_build_rasters(args: argparse.Namespace) -> int:
     from geoseek.capabilities.sketch_image.located import build_raster_collection
     from geoseek.cli import emit_json
+    from geoseek.cli._build_flags import build_kwargs
     from geoseek.errors import InvalidInputError
 
     if args.folders or not args.raster or args.chip_m is None:
         raise InvalidInputError("located builds take --raster A.tif [B.tif ...] with --chip-m M, and no image folders")
     r = build_raster_collection(args.raster, args.out, args.chip_m, args.stride_m, args.model, overwrite=args.overwrite,
-                                thumbnails=not args.no_thumbnails, progress=not args.json)
+                                thumbnails=not args.no_thumbnails, progress=not args.json, **build_kwargs(args))
     r["collection"] = str(args.out)
     if args.json:
         emit_json(r)

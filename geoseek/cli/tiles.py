@@ -22,6 +22,23 @@ def _default_region(name: str = "malta-2018-08.osm.pbf") -> str:
     return str(default_data_dir() / "osm" / name)
 
 
+def _tile_m(args: argparse.Namespace) -> float:
+    """``--tile-m``: ground metres of a tile's model input (default TILE_GROUND_M; 0: the XYZ tile itself)."""
+    from geoseek.capabilities.tiles.data import TILE_GROUND_M
+
+    return TILE_GROUND_M if args.tile_m is None else float(args.tile_m)
+
+
+def _add_tile_m(p: argparse.ArgumentParser, what: str) -> None:
+    from geoseek.argtypes import float_in
+
+    # default None, resolved by _tile_m: the capability's package is not imported to build the parser
+    p.add_argument("--tile-m", type=float_in(0.0, 10_000.0), default=None, metavar="M",
+                   help=f"{what} a window of M ground metres centred on each XYZ tile, the same scale at every "
+                        "latitude (default 250, the middle of the training windows; 0: the XYZ tile itself, "
+                        "306 m × cos(lat) at z17, as before)")
+
+
 # --- train ---------------------------------------------------------------------------------------
 
 
@@ -88,12 +105,12 @@ def run_build(args: argparse.Namespace) -> int:
         net, payload, record = adapt_tiles(region, args.model, adapt_s, seed=args.adapt_seed, progress=True)
         with adapted_checkpoint(net, payload, record, Path(args.out).parent) as path:
             result = build_osm_collection(region, args.out, path, zoom=args.zoom, overwrite=args.overwrite, progress=True,
-                                          extra={"adaptation": record}, **build_kwargs(args))
+                                          extra={"adaptation": record}, tile_ground_m=_tile_m(args), **build_kwargs(args))
         result["adaptation"] = record
     else:
         result = build_osm_collection(
             region, args.out, args.model, zoom=args.zoom, overwrite=args.overwrite, progress=True,
-            **build_kwargs(args),
+            tile_ground_m=_tile_m(args), **build_kwargs(args),
         )
     if args.json:
         emit_json(result)
@@ -116,7 +133,7 @@ def run_eval(args: argparse.Namespace) -> int:
     regions = [_region(r) for r in args.region] if args.region else [_region(_default_region())]
     adapt_s = parse_duration(args.adapt)
     eval_kw = {"zoom": args.zoom, "exclude_m": args.exclude_m, "baselines": baselines,
-               "protocols": [p for p in args.protocol.split(",") if p]}
+               "protocols": [p for p in args.protocol.split(",") if p], "tile_ground_m": _tile_m(args)}
     if args.leave_one_out or len(regions) > 1:
         return _eval_regions(args, regions, adapt_s, eval_kw)
     if adapt_s > 0:
@@ -188,6 +205,7 @@ def _eval_regions(args: argparse.Namespace, regions: list[Path], adapt_s: float,
         out = leave_one_out(regions, cfg, fit_cfg, args.checkpoints, progress=not args.json, **kw)
     else:
         out = evaluate_regions(regions, args.model, progress=not args.json, split=args.split, **kw)
+    out["tile_ground_m"] = float(eval_kw["tile_ground_m"] or 0.0)
     for r in out["regions"]:
         mac = r.get("macro_p_at_10")
         print(f"{r['region']:>28}: P@10 {r['p_at_10']:.3f} (raw {r.get('raw_p_at_10', float('nan')):.3f}), macro "
@@ -314,6 +332,7 @@ def register(verbs: dict[str, argparse.ArgumentParser]) -> None:
                         "long: 30s, 10m, 1h (0: no); the collection keeps the adapted model, its manifest's "
                         "extra.adaptation says what was done")
     p.add_argument("--adapt-seed", type=int, default=0, help="seed of the adaptation")
+    _add_tile_m(p, "the model sees (and the thumbnails and labels show)")
     add_build_flags(p, partition_size=256, unit="tiles")
     add_json_flag(p)
     p.set_defaults(func=run_build)
@@ -345,6 +364,7 @@ def register(verbs: dict[str, argparse.ArgumentParser]) -> None:
                    help="land-use channels 'hidden' from every method (labels are not in the input) and/or "
                         "'visible'; the first is reported unprefixed")
     p.add_argument("--figures", type=Path, default=None, help="write the t-SNE map and retrieval grid PNGs here")
+    _add_tile_m(p, "every method sees, and the label is read from,")
     add_json_flag(p)
     p.set_defaults(func=run_eval)
 

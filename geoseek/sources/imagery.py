@@ -131,6 +131,31 @@ def _valid_mask(pixels: np.ndarray, nodata: float | None) -> np.ndarray:
     return ~np.all(pixels == nd, axis=0)
 
 
+def _chip_grid(src, path: str | Path, size: int, stride: int | None) -> tuple[int, int, int]:
+    """(rows, cols, stride) of the chip grid of an open raster; clear errors for bad sizes."""
+    if size < 1:
+        raise InvalidInputError(f"chip size must be >= 1 pixel, got {size}")
+    stride = stride or size
+    if stride < 1:
+        raise InvalidInputError(f"chip stride must be >= 1 pixel, got {stride}")
+    if src.crs is None:
+        raise InvalidInputError(f"{path} has no coordinate reference system; cannot place it on Earth")
+    if src.width < size or src.height < size:
+        raise InvalidInputError(f"{path} is {src.width}×{src.height} pixels, smaller than one {size}-pixel chip")
+    return (src.height - size) // stride + 1, (src.width - size) // stride + 1, stride
+
+
+def chip_grid(path: str | Path, size: int = 64, stride: int | None = None) -> tuple[int, int]:
+    """(rows, cols) of the chip grid :func:`iter_chips` cuts ``path`` into (reads the header only).
+
+    Chip ``i`` of the grid (row-major, before nodata skipping) is at pixel row
+    ``(i // cols) * stride``, column ``(i % cols) * stride``.
+    """
+    with _open(path) as src:
+        rows, cols, _ = _chip_grid(src, path, size, stride)
+        return rows, cols
+
+
 def iter_chips(
     path: str | Path,
     size: int = 64,
@@ -138,46 +163,50 @@ def iter_chips(
     max_nodata: float = 0.05,
     source: str | None = None,
     windowed: bool = False,
+    span: tuple[int, int] | None = None,
 ) -> Iterator[Chip]:
     """Cut ``path`` into ``size × size`` pixel chips on a grid ``stride`` pixels apart (default: ``size``).
 
     Chips whose share of nodata pixels exceeds ``max_nodata`` are skipped (nodata is the raster's
     declared value, else all-bands-zero). Ids are ``<source>/r<row>_c<col>`` in pixels.
-    ``windowed`` reads each chip with a rasterio window instead of the whole raster at once
-    (rasters larger than memory; same chips).
+    ``span`` = (start, stop): only the grid chips start..stop-1 (row-major indices of
+    :func:`chip_grid`, before skipping); None: the whole grid. Pixels are read with one rasterio
+    window bounding the span's chips, or, with ``windowed``, one window per chip (least memory;
+    same chips).
     """
     from pyproj import Transformer
     from rasterio.windows import Window
     from rasterio.windows import bounds as window_bounds
 
-    if size < 1:
-        raise InvalidInputError(f"chip size must be >= 1 pixel, got {size}")
-    stride = stride or size
-    if stride < 1:
-        raise InvalidInputError(f"chip stride must be >= 1 pixel, got {stride}")
     source = source or Path(path).stem
     with _open(path) as src:
-        if src.crs is None:
-            raise InvalidInputError(f"{path} has no coordinate reference system; cannot place it on Earth")
-        if src.width < size or src.height < size:
-            raise InvalidInputError(f"{path} is {src.width}×{src.height} pixels, smaller than one {size}-pixel chip")
+        n_rows, n_cols, stride = _chip_grid(src, path, size, stride)
+        start, stop = (0, n_rows * n_cols) if span is None else (max(0, int(span[0])), min(int(span[1]), n_rows * n_cols))
+        if start >= stop:
+            return
         t = Transformer.from_crs(src.crs, "EPSG:4326", always_xy=True)
-        data = None if windowed else src.read()  # small rasters: one read beats a windowed read per chip
-        for row in range(0, src.height - size + 1, stride):
-            for col in range(0, src.width - size + 1, stride):
-                win = Window(col, row, size, size)
-                pix = src.read(window=win) if data is None else data[:, row : row + size, col : col + size]
-                valid = float(_valid_mask(pix, src.nodata).mean())
-                if 1.0 - valid > max_nodata:
-                    continue
-                fb = _footprint(t, window_bounds(win, src.transform))
-                cx, cy = src.xy(row + size / 2, col + size / 2, offset="ul")
-                lon, lat = t.transform(cx, cy)
-                yield Chip(
-                    id=f"{source}/r{row:05d}_c{col:05d}", source=source, window=(col, row, size, size),
-                    footprint=fb, centroid=(float(lon), float(lat)), pixels=pix.copy(), valid=valid,
-                    metadata={"crs": src.crs.to_string(), "resolution_m": float(abs(src.res[0])), "size_px": size},
-                )
+        data, y0, x0 = None, 0, 0
+        if not windowed:  # one read of the span's bounding window beats a read per chip
+            (r0, c0), (r1, c1) = divmod(start, n_cols), divmod(stop - 1, n_cols)
+            if r0 != r1:
+                c0, c1 = 0, n_cols - 1
+            y0, x0 = r0 * stride, c0 * stride
+            data = src.read(window=Window(x0, y0, c1 * stride + size - x0, r1 * stride + size - y0))
+        for i in range(start, stop):
+            row, col = (i // n_cols) * stride, (i % n_cols) * stride
+            win = Window(col, row, size, size)
+            pix = src.read(window=win) if data is None else data[:, row - y0 : row - y0 + size, col - x0 : col - x0 + size]
+            valid = float(_valid_mask(pix, src.nodata).mean())
+            if 1.0 - valid > max_nodata:
+                continue
+            fb = _footprint(t, window_bounds(win, src.transform))
+            cx, cy = src.xy(row + size / 2, col + size / 2, offset="ul")
+            lon, lat = t.transform(cx, cy)
+            yield Chip(
+                id=f"{source}/r{row:05d}_c{col:05d}", source=source, window=(col, row, size, size),
+                footprint=fb, centroid=(float(lon), float(lat)), pixels=pix.copy(), valid=valid,
+                metadata={"crs": src.crs.to_string(), "resolution_m": float(abs(src.res[0])), "size_px": size},
+            )
 
 
 def raster_stretch(path: str | Path, bands: Sequence[int], low: float = 2.0, high: float = 98.0) -> np.ndarray:

@@ -106,3 +106,24 @@ def test_ray_missing_is_a_clear_error(shared_data, tmp_path, monkeypatch):
     with pytest.raises(InvalidInputError, match="needs the 'ray' package"):
         _build(shared_data, tmp_path / "nr", ray=True)
     assert not work_dir(tmp_path / "nr").exists()
+
+
+@pytest.mark.parametrize("address, message", [
+    ("nonsense", "HOST:PORT"),
+    ("127.0.0.1:1", "nothing answers"),
+    ("ray://127.0.0.1:1", "nothing answers"),
+])
+def test_a_ray_address_that_cannot_answer_fails_fast_before_any_work(address, message, monkeypatch):
+    """ray.init retries an unreachable address for minutes; geoseek checks it first (≤ the timeout)."""
+    import time
+
+    pytest.importorskip("ray")
+    from geoseek.build import executors
+
+    monkeypatch.setenv(executors.RAY_CONNECT_TIMEOUT_ENV, "2")
+    t = time.perf_counter()
+    with pytest.raises(InvalidInputError, match=message):
+        with executors.ray_session(address, 2):
+            pytest.fail("the session must not start")
+    assert time.perf_counter() - t < 10
+    assert executors._session is None

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from geoseek.errors import InvalidInputError, NotFoundError
-from geoseek.sources.imagery import iter_chips, raster_info, raster_stretch, read_located_images, to_rgb8
+from geoseek.sources.imagery import chip_grid, iter_chips, raster_info, raster_stretch, read_located_images, to_rgb8
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +66,22 @@ def test_bad_inputs(tmp_path, rgbn):
         raster_info(bad)
     with pytest.raises(InvalidInputError, match="smaller"):
         list(iter_chips(rgbn, size=1000))
+
+
+def test_chip_spans_cut_the_same_grid(rgbn):
+    """Spans of the row-major chip grid (as raster-build partitions use them) give the whole grid's chips."""
+    rows, cols = chip_grid(rgbn, 48, 40)
+    assert (rows, cols) == ((403 - 48) // 40 + 1, (515 - 48) // 40 + 1)
+    whole = list(iter_chips(rgbn, 48, 40, max_nodata=1.0))
+    assert len(whole) == rows * cols
+    parts = [c for i in range(0, rows * cols, 7) for c in iter_chips(rgbn, 48, 40, max_nodata=1.0, span=(i, i + 7))]
+    assert [c.id for c in parts] == [c.id for c in whole]
+    assert all(np.array_equal(a.pixels, b.pixels) and a.footprint == b.footprint for a, b in zip(parts, whole))
+    one = list(iter_chips(rgbn, 48, 40, max_nodata=1.0, span=(cols + 2, cols + 3), windowed=True))
+    assert [c.window for c in one] == [(80, 40, 48, 48)] and np.array_equal(one[0].pixels, whole[cols + 2].pixels)
+    assert list(iter_chips(rgbn, 48, 40, span=(rows * cols, rows * cols + 5))) == []
+    with pytest.raises(InvalidInputError, match="smaller"):
+        chip_grid(rgbn, 1000)
 
 
 def test_located_image_folder(tmp_path):

@@ -158,4 +158,10 @@ def train_sketchmap(
                              "n_val": len(d.val_idx), "n_test": len(d.test_idx)} for d in datas],
                 "mix": task.mix.to_dict(), "feedback": None, "schedule": sched}
     info["recipe"] = recipe.to_dict()
+    if init is not None:
+        from geoseek.capabilities.sketchmap.regions import trained_on
+
+        # the lineage: regions the starting model saw count as seen by this one (leave-one-out checks it)
+        info["init"] = {"checkpoint": Path(init_payload["path"]).name, "checksum": init_payload.get("checksum"),
+                        "sources": sorted(trained_on(init_payload))}
     return fit(task, cfg, out, data=info, progress=progress, resume=resume)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +30,10 @@ METRICS = ("mrr", "acc_at_1", "acc_at_3", "acc_at_5", "acc_at_10", "median_rank"
 
 
 def trained_on(payload: dict[str, Any]) -> set[str]:
-    """File names of the regions a checkpoint trained on."""
+    """File names of the regions a checkpoint trained on, including those of the model it started from."""
     d = payload.get("data", {})
-    return set(d.get("sources") or ([d["source"]] if d.get("source") else []))
+    own = set(d.get("sources") or ([d["source"]] if d.get("source") else []))
+    return own | set((d.get("init") or {}).get("sources") or [])
 
 
 def query_seed(strength: float) -> int:
@@ -112,6 +114,16 @@ def evaluate_regions(regions: Sequence[Path], model: str | Path, **kw: Any) -> d
     return {"mode": "per-region", "regions": rows, "skipped": skipped, "mean": summarize(rows, keys)}
 
 
+def _init_regions(recipe: Any) -> set[str]:
+    """Regions the recipe's starting checkpoint (``--init``) trained on; empty without one."""
+    if not getattr(recipe, "init", None):
+        return set()
+    from geoseek.checkpoint import load_model
+
+    payload = load_model(recipe.init, "sketchmap")[1] if recipe.init == "default" else load_model(recipe.init)[1]
+    return trained_on(payload)
+
+
 def leave_one_out(
     regions: Sequence[Path], recipe: Any, checkpoints: str | Path, *, cache: str | Path | None = None, threads: int | None = 1,
     progress: bool = False, **score_kw: Any,
@@ -125,15 +137,18 @@ def leave_one_out(
         raise InvalidInputError("--leave-one-out needs at least two regions")
     if len({r.name for r in regions}) != len(regions):
         raise InvalidInputError("--leave-one-out: two regions share a file name")
+    init_seen = _init_regions(recipe)
     rows, skipped = [], []
     for held in regions:
         others = [r for r in regions if r != held]
+        # A fold may not start from a model that saw its held-out region: that fold trains from scratch.
+        fold = replace(recipe, init=None) if held.name in init_seen else recipe
 
-        def train(rs: list[Path], out: Path) -> dict[str, Any]:
-            return train_sketchmap(rs, out, recipe, cache=cache, threads=threads, progress=progress)
+        def train(rs: list[Path], out: Path, fold: Any = fold) -> dict[str, Any]:
+            return train_sketchmap(rs, out, fold, cache=cache, threads=threads, progress=progress)
 
         try:
-            ckpt, reused = loo_checkpoint("sketchmap", held, others, recipe.to_dict(), checkpoints, train)
+            ckpt, reused = loo_checkpoint("sketchmap", held, others, fold.to_dict(), checkpoints, train)
         except (InvalidInputError, ValueError) as exc:
             skipped.append({"region": held.name, "reason": f"training on the other regions failed: {exc}"})
             continue
@@ -143,7 +158,8 @@ def leave_one_out(
         except InvalidInputError as exc:
             skipped.append({"region": held.name, "reason": str(exc)})
             continue
-        rows.append({**row, "trained_on": [r.name for r in others], "checkpoint_reused": reused})
+        rows.append({**row, "trained_on": [r.name for r in others], "checkpoint_reused": reused, "init": fold.init,
+                     **({"init_dropped": f"{recipe.init} trained on {held.name}"} if fold is not recipe else {})})
     keys = [*METRICS, *(f"raw_{k}" for k in METRICS), *(f"default_{k}" for k in METRICS), "adapt_seconds"]
     return {"mode": "leave-one-out", "recipe": recipe.to_dict(), "checkpoints": str(checkpoints), "regions": rows,
             "skipped": skipped, "mean": summarize(rows, keys)}

@@ -1,9 +1,10 @@
 """The tiles evaluation protocol (Loc2Vec publishes no numbers; see docs/osm-tiles.md).
 
-XYZ tiles labelled with their dominant OSM land use; leave-one-out kNN retrieval P@k / mAP by
-the embedding against the baselines: raw-raster kNN, ImageNet EfficientNet-Lite0 features (no
-training) and random vectors; on held-out spatial blocks, with database tiles near the query
-excluded.
+XYZ tiles (each seen as a window of ``tile_ground_m`` ground metres centred on it, default
+:data:`~geoseek.capabilities.tiles.data.TILE_GROUND_M`) labelled with their dominant OSM land use;
+leave-one-out kNN retrieval P@k / mAP by the embedding against the baselines: raw-raster kNN,
+ImageNet EfficientNet-Lite0 features (no training) and random vectors; on held-out spatial
+blocks, with database tiles near the query excluded.
 
 * :func:`evaluate_tiles` — the protocol, one JSON-ready dict;
 * :func:`knn_report` — the retrieval metrics of any vectors (also training's ``val_p10``);
@@ -19,7 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from geoseek.capabilities.tiles.data import DEFAULT_ZOOM, TASK, TILE_PX, embed_tiles, load_features, region_tiles
+from geoseek.capabilities.tiles.data import (
+    DEFAULT_ZOOM, TASK, TILE_GROUND_M, TILE_PX, as_ground_m, embed_tiles, load_features, region_tiles,
+)
 from geoseek.capabilities.tiles.figures import plot_embedding_map, plot_retrieval_grid
 from geoseek.errors import InvalidInputError
 from geoseek.sources.layers import LABEL_MIN_FRACTION
@@ -114,8 +117,14 @@ def evaluate_tiles(
     figures: str | Path | None = None,
     protocols: Sequence[str] = ("hidden", "visible"),
     min_content_hidden: float = 0.01,
+    tile_ground_m: float | None = TILE_GROUND_M,
 ) -> dict[str, Any]:
     """Our land-use retrieval protocol; see docs/osm-tiles.md.
+
+    ``tile_ground_m``: every method sees each tile as a window of this many ground metres centred
+    on it (:func:`~geoseek.capabilities.tiles.data.render_tile`), and its label is read from that
+    window; None or 0: the XYZ tile itself (306 m × cos(lat) at z17). Reported as ``tile_ground_m``
+    (0 for the XYZ render).
 
     ``protocols``: "hidden" blanks the land-use channels of every tile before any method sees
     it (labels come from them, so they must not be in the input; tiles with under
@@ -135,6 +144,7 @@ def evaluate_tiles(
     from geoseek.sources.tile_sampler import SpatialSplit, hide_land_use
 
     t0 = time.time()
+    ground_m = as_ground_m(tile_ground_m)
     protocols = list(protocols)
     net, payload = load_model(model, TASK) if str(model) == "default" else load_model(model)
     trained_on = payload.get("data", {}).get("source", "")
@@ -149,7 +159,7 @@ def evaluate_tiles(
         s = payload["data"]["split"]
         split_cfg = SpatialSplit(block_m=s["block_m"], holdout=s["holdout"], seed=s["seed"])
     features = load_features(region)
-    et = region_tiles(features, zoom, TILE_PX, split, split_cfg, progress, min_fraction)
+    et = region_tiles(features, zoom, TILE_PX, split, split_cfg, progress, min_fraction, ground_m)
     lab = np.array([l is not None for l in et.labels])
     if lab.sum() < 20:
         raise InvalidInputError(f"only {int(lab.sum())} labelled tiles in {region} ({split} split): too few to evaluate")
@@ -162,6 +172,7 @@ def evaluate_tiles(
         "trained_on": trained_on,
         "split": split,
         "zoom": zoom,
+        "tile_ground_m": ground_m or 0.0,
         "tiles": int(len(et.labels)),
         "labelled_tiles": int(lab.sum()),
         "all_label_counts": counts,
@@ -218,7 +229,8 @@ def evaluate_tiles(
         fdir = Path(figures)
         fdir.mkdir(parents=True, exist_ok=True)
         tiles, emb, labels, centers, proto = figure_data
-        title = f"{stem}: {payload['model']} ({split} tiles, z{zoom}, land use {proto})"
+        scale = f", {ground_m:g} m windows" if ground_m else ""
+        title = f"{stem}: {payload['model']} ({split} tiles, z{zoom}{scale}, land use {proto})"
         result["figures"] = [
             str(plot_embedding_map(emb, labels, fdir / f"tiles-embedding-{stem}.png", title, seed)),
             str(plot_retrieval_grid(tiles, emb, labels, centers, exclude_m, fdir / f"tiles-retrieval-{stem}.png", title, seed)),

@@ -1,6 +1,6 @@
 """The tiles query pipeline over an ``osm-tiles`` collection: "places like this one", arithmetic, interpolation.
 
-* :class:`CollectionContext` — the model, OSM features and zoom behind a collection (memoized per path);
+* :class:`CollectionContext` — the model, OSM features, zoom and tile scale behind a collection (memoized per path);
 * :func:`vector_at` — the embedding of the place at (lon, lat): its stored tile, or a fresh render;
 * :func:`similar` — tiles most like a place (the engine of ``geoseek search --near``,
   :func:`geoseek.search.near.search_near`);
@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from geoseek.capabilities.tiles.data import DEFAULT_ZOOM, MODALITY, TILE_PX, embed_tiles, load_features
+from geoseek.capabilities.tiles.data import (
+    DEFAULT_ZOOM, MODALITY, TILE_PX, as_ground_m, embed_tiles, load_features, render_tile,
+)
 from geoseek.errors import InvalidInputError, NotFoundError
 
 if TYPE_CHECKING:
@@ -27,7 +29,12 @@ if TYPE_CHECKING:
 
 
 class CollectionContext:
-    """The model, features and zoom behind an osm-tiles collection (memoized per collection path)."""
+    """The model, features, zoom and tile scale behind an osm-tiles collection (memoized per collection path).
+
+    ``ground_m``: the ground metres of a tile's model input, from the manifest's
+    ``extra.tile_ground_m``; None (the XYZ tile itself) when it is 0 or absent, as in collections
+    built before the key existed, so they keep rendering their query tiles as they were built.
+    """
 
     _cache: dict[str, CollectionContext] = {}
 
@@ -35,6 +42,7 @@ class CollectionContext:
         extra = col.manifest.get("extra", {}) or {}
         self.zoom = int(extra.get("zoom", DEFAULT_ZOOM))
         self.tile_px = int(extra.get("tile_px", TILE_PX))
+        self.ground_m = as_ground_m(extra.get("tile_ground_m"))
         self.col = col
         self._features = None
         self.osm_path = col.file(extra.get("osm_file", "source.osm.pbf"))
@@ -79,12 +87,13 @@ def tile_id_at(col: Collection, lon: float, lat: float) -> str:
 
 
 def vector_at(col: Collection, lon: float, lat: float) -> tuple[np.ndarray, str | None]:
-    """The embedding of the place at (lon, lat): the stored vector of its tile, or a fresh render.
+    """The embedding of the place at (lon, lat) degrees: the stored vector of its tile, or a fresh render.
 
-    Returns (vector (D,), item id or None when the tile is not in the collection).
+    A fresh render is the tile's model input as the collection was built (:func:`render_tile`
+    with the collection's ``ground_m``). Returns (vector (D,), item id or None when the tile is
+    not in the collection).
     """
     from geoseek.geo import as_lonlat, lonlat_to_tile
-    from geoseek.sources.render import render_xyz
 
     check_collection(col)
     as_lonlat([[lon, lat]])  # validates ranges
@@ -95,7 +104,7 @@ def vector_at(col: Collection, lon: float, lat: float) -> tuple[np.ndarray, str 
         pass
     ctx = CollectionContext.of(col)
     x, y = lonlat_to_tile(lon, lat, ctx.zoom)
-    tile = render_xyz(ctx.features, ctx.zoom, x, y, ctx.tile_px)
+    tile = render_tile(ctx.features, ctx.zoom, x, y, ctx.tile_px, ctx.ground_m)
     if not tile.any():
         raise NotFoundError(f"nothing is mapped at {lon:.5f},{lat:.5f} in this collection's OSM data")
     return embed_tiles(ctx.model, tile[None])[0], None

@@ -104,3 +104,24 @@ def test_adapted_build_respects_its_budget_and_searches_with_its_own_model(share
     col = Collection.open(tmp_path / "adapted")  # reopens and answers with its own model
     hits = search_scenes(col, sketch, k=3)
     assert len(hits) == 3 and hits[0].score >= hits[-1].score
+
+
+def test_a_fold_never_starts_from_a_model_that_saw_its_held_out_region(two_regions, tmp_path, capsys):
+    """--init counts as training data: the fold holding out a region the init model trained on
+    trains from scratch (and says so); the init's regions are part of the fold model's lineage."""
+    from geoseek.capabilities.sketchmap.regions import trained_on
+    from geoseek.checkpoint import read_checkpoint
+
+    common = ["--cache", str(tmp_path / "cache"), "--steps", "2", "--validate-every", "2", "--quiet", *TINY]
+    moscow_only = tmp_path / "moscow-only.pt"
+    assert main(["train", "sketchmap", two_regions[1], "--out", str(moscow_only), "--model", "sketchmap-sppcnn", *common]) == 0
+    argv = ["eval", "sketchmap", *two_regions, "--leave-one-out", "--checkpoints", str(tmp_path / "ck"),
+            "--init", str(moscow_only), "--queries", "4", "--strengths", "1", "--json", *common]
+    assert main(argv) == 0
+    rows = {r["region"]: r for r in _last_json(capsys)["regions"]}
+    held_helsinki, held_moscow = rows["helsinki-center.osm.pbf"], rows["moscow.osm.pbf"]
+    assert held_helsinki["init"] == str(moscow_only) and "init_dropped" not in held_helsinki
+    assert held_moscow["init"] is None and "moscow.osm.pbf" in held_moscow["init_dropped"]
+    lineage = read_checkpoint(held_helsinki["checkpoint"])
+    assert trained_on(lineage) == {"moscow.osm.pbf"}  # its own data (moscow) and its init's (moscow)
+    assert lineage["data"]["init"]["sources"] == ["moscow.osm.pbf"]

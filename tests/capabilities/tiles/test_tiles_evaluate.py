@@ -14,6 +14,7 @@ def test_eval_cli_json(helsinki, built, capsys, last_json):
         assert key in res
     assert 0 <= res["p_at_10"] <= 1 and res["labelled_tiles"] >= 20
     assert res["split"] == "all"  # trained with no held-out blocks → every tile
+    assert res["tile_ground_m"] == 250.0  # --tile-m's default: 250 m windows around each z17 tile
     by = res["p_at_10_by_label"]
     assert set(by) == set(res["label_counts"]) and set(res["raw_p_at_10_by_label"]) == set(by)
     mean = sum(by[c] * n for c, n in res["label_counts"].items()) / res["query_tiles"]

@@ -50,6 +50,7 @@ def test_leave_one_out_reports_small_regions_and_macro_p10(helsinki, moscow, tmp
     assert row["macro_labels"] == big
     assert row["macro_p_at_10"] == pytest.approx(np.mean([row["p_at_10_by_label"][k] for k in big]))
     assert out["mean"]["macro_p_at_10"] == pytest.approx(row["macro_p_at_10"])
+    assert out["tile_ground_m"] == row["tile_ground_m"] == 250.0  # --tile-m reaches the folds' scoring
 
 
 @pytest.mark.slow
