@@ -169,7 +169,7 @@ class RaySession:
 
     def _own(self) -> None:
         try:
-            self.started = _ray_connect(self.address, self.workers)
+            self.started = _ray_connect(self.address, self.workers, checked=True)
             ray = _ray_module()
             cpus = max(1, int(ray.cluster_resources().get("CPU", self.workers)))
             warm = ray.remote(num_cpus=1)(_ray_warm)
@@ -260,13 +260,15 @@ def _check_reachable(address: str) -> None:
                                 "cluster with `ray start --head`, then pass its address or 'auto'") from None
 
 
-def _ray_connect(address: str | None, workers: int) -> bool:
-    """Connect to (or start) Ray; True when this call started it (and so must shut it down)."""
+def _ray_connect(address: str | None, workers: int, checked: bool = False) -> bool:
+    """Connect to (or start) Ray; True when this call started it (and so must shut it down).
+    ``checked``: the address was already found reachable (:class:`ray_session` checks it first)."""
     ray = _ray_module()
     if ray.is_initialized():
         return False
     if address:
-        _check_reachable(address)
+        if not checked:
+            _check_reachable(address)
         try:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
         except (ConnectionError, ValueError, RuntimeError) as exc:

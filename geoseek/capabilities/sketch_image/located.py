@@ -124,6 +124,7 @@ class _FinishRasters:
     def __init__(self, sources: list[str], message: str) -> None:
         self.sources, self.message = sources, message
         self.per_raster: dict[str, int] = {}
+        self.tokens_bytes = 0
 
     def __call__(self, builder: Any, arrays: dict[str, np.ndarray]) -> None:
         tokens = arrays["tokens"]
@@ -133,6 +134,7 @@ class _FinishRasters:
         self.per_raster = {s: int(n) for s, n in zip(self.sources, counts)}
         builder.manifest["extra"]["tokens"] = list(tokens.shape[1:])
         builder.put_array("tokens", tokens)
+        self.tokens_bytes = int(tokens.nbytes)
 
 
 def build_raster_collection(
@@ -212,7 +214,6 @@ def build_raster_collection(
         except _NoChips as exc:  # nothing was committed; rerunning would give the same answer
             shutil.rmtree(work_dir(out), ignore_errors=True)
             raise InvalidInputError(str(exc)) from None
-    tokens_bytes = np.load(Path(out) / "arrays" / "tokens.npy", mmap_mode="r").nbytes
-    report.update(per_raster=finish.per_raster, seconds=time.perf_counter() - t0, tokens_bytes=int(tokens_bytes),
+    report.update(per_raster=finish.per_raster, seconds=time.perf_counter() - t0, tokens_bytes=finish.tokens_bytes,
                   read_seconds=report.get("read_seconds", 0.0), encode_seconds=report.get("encode_seconds", 0.0))
     return report
