@@ -160,7 +160,6 @@ class RaySession:
         self.address, self.workers = address, int(workers)
         self.started = False
         self.error: BaseException | None = None
-        self.warm_refs: list[Any] = []
         self._warm, self._warm_args = warm, warm_args
         self._connected = threading.Event()
         self._released = threading.Event()
@@ -173,7 +172,8 @@ class RaySession:
             ray = _ray_module()
             cpus = max(1, int(ray.cluster_resources().get("CPU", self.workers)))
             warm = ray.remote(num_cpus=1)(_ray_warm)
-            self.warm_refs = [warm.remote(self._warm, self._warm_args) for _ in range(cpus)]
+            for _ in range(cpus):  # fire and forget: each queues ahead of the partitions on a worker
+                warm.remote(self._warm, self._warm_args)
         except BaseException as exc:  # re-raised in the driver by wait()
             self.error = exc
         finally:
