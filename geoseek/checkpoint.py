@@ -56,6 +56,18 @@ def save_checkpoint(
         "extra": dict(extra or {}),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    return _atomic_save(payload, path)
+
+
+def update_checkpoint_extra(path: str | Path, **extra: Any) -> Path:
+    """Atomically merge ``extra`` into the checkpoint's ``extra`` (weights and everything else unchanged)."""
+    payload = read_checkpoint(path)
+    payload["extra"] = {**payload.get("extra", {}), **extra}
+    return _atomic_save(payload, Path(path))
+
+
+def _atomic_save(payload: dict[str, Any], path: Path) -> Path:
+    """``torch.save`` to a temporary file beside ``path``, then rename it over ``path``."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:

@@ -19,3 +19,9 @@ def subparsers(verb_parser: argparse.ArgumentParser) -> argparse._SubParsersActi
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object on the last line")
+
+
+def comma_names(value: str | None) -> list[str] | None:
+    """``"a, b"`` → ``["a", "b"]``; None or blank → None."""
+    names = [v.strip() for v in (value or "").split(",") if v.strip()]
+    return names or None

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from geoseek.cli._util import add_json_flag, default_data_dir, subparsers
+from geoseek.cli._util import add_json_flag, comma_names, int_in, default_data_dir, subparsers
 from geoseek.errors import InvalidInputError, NotFoundError
 
 DEFAULT_REGION = "malta-2018-08.osm.pbf"
@@ -43,6 +43,7 @@ def _recipe(args: argparse.Namespace):
         model=args.train_model if hasattr(args, "train_model") else args.model, model_config=config, steps=args.steps,
         batch_scenes=args.batch_scenes, lr=args.lr, margin=args.margin, phases=tuple(args.phases), window_m=args.window_m,
         size=args.size, copies=args.copies, validate_every=args.validate_every, seed=args.seed, mix=args.mix, init=args.init,
+        shifts=args.shifts,
     )
 
 
@@ -60,6 +61,9 @@ def _add_recipe_args(p: argparse.ArgumentParser, *, model_flag: str = "--model")
     p.add_argument("--window-m", type=float, default=480.0, help="scene window side, ground metres (any latitude)")
     p.add_argument("--size", type=int, default=64, help="scene raster pixels (480 m / 64 px = 7.5 m per pixel)")
     p.add_argument("--copies", type=int, default=6, help="simulated training sketches per scene")
+    p.add_argument("--shifts", type=int_in(1, 8), default=1, metavar="N",
+                   help="also train on the scene grid shifted by 1/N of a window in x and y (up to N² times the "
+                        "training scenes; windows overlapping a validation or held-out scene are left out)")
     p.add_argument("--init", metavar="CHECKPOINT", help="start from this checkpoint (path or 'default'; its model and config win)")
     p.add_argument("--validate-every", type=int, default=250)
     p.add_argument("--seed", type=int, default=0)
@@ -89,12 +93,14 @@ def _eval_regions(args: argparse.Namespace, regions: list[Path], adapt_s: float)
         if not args.checkpoints:
             raise InvalidInputError("--leave-one-out needs --checkpoints DIR (the folds' models are kept there)")
         out = leave_one_out(regions, _recipe(args), args.checkpoints, cache=args.cache, threads=args.threads or 1,
-                            progress=not args.quiet, **kw)
+                            progress=not args.quiet, hold_out=comma_names(args.hold_out), **kw)
     else:
         out = evaluate_regions(regions, args.model, cache=args.cache, progress=not args.quiet, **kw)
     for r in out["regions"]:
         extra = f", adapted {r['adapt_seconds']:.0f} s" if "adapt_seconds" in r else ""
-        print(f"{r['region']:>28}: MRR {r['mrr']:.3f} (raw {r['raw_mrr']:.3f}), {r['n_queries']} queries{extra}", file=sys.stderr)
+        fused = f", as searched (raw rerank {r['fusion_weight']:g}) {r['search_mrr']:.3f}" if r.get("fusion_weight") else ""
+        print(f"{r['region']:>28}: MRR {r['mrr']:.3f}{fused} (raw {r['raw_mrr']:.3f}), {r['n_queries']} queries{extra}",
+              file=sys.stderr)
     for r in out["skipped"]:
         print(f"{r['region']:>28}: skipped ({r['reason']})", file=sys.stderr)
     if args.json:
@@ -265,6 +271,8 @@ def register(verbs: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--leave-one-out", action="store_true",
                    help="for each region, train a model on the others (the recipe flags below) and score it there")
     p.add_argument("--checkpoints", type=Path, help="--leave-one-out: folder of the folds' models (reused by reruns)")
+    p.add_argument("--hold-out", metavar="NAMES", help="--leave-one-out: run only the folds holding out these regions "
+                   "(comma list of file names or stems); the others still train every fold")
     p.add_argument("--with-default", action="store_true", help="several regions: also score the default model")
     _add_recipe_args(p, model_flag="--train-model")
     p.add_argument("--queries", type=int, default=200, help="held-out scenes queried (0: all)")

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from geoseek.cli._build_flags import add_build_flags
-from geoseek.cli._util import TILE_ZOOM, add_json_flag, default_data_dir, int_in, subparsers
+from geoseek.cli._util import TILE_ZOOM, add_json_flag, comma_names, default_data_dir, int_in, subparsers
 
 
 def _region(path: str) -> Path:
@@ -202,7 +202,8 @@ def _eval_regions(args: argparse.Namespace, regions: list[Path], adapt_s: float,
         if not args.checkpoints:
             raise InvalidInputError("--leave-one-out needs --checkpoints DIR (the folds' models are kept there)")
         cfg, fit_cfg = _loo_recipe(args)
-        out = leave_one_out(regions, cfg, fit_cfg, args.checkpoints, progress=not args.json, **kw)
+        out = leave_one_out(regions, cfg, fit_cfg, args.checkpoints, progress=not args.json,
+                            hold_out=comma_names(args.hold_out), **kw)
     else:
         out = evaluate_regions(regions, args.model, progress=not args.json, split=args.split, **kw)
     out["tile_ground_m"] = float(eval_kw["tile_ground_m"] or 0.0)
@@ -348,6 +349,8 @@ def register(verbs: dict[str, argparse.ArgumentParser]) -> None:
                    help="for each region, train a model on the others (the default model's recipe, --recipe, "
                         "--steps) and score it there")
     p.add_argument("--checkpoints", type=Path, help="--leave-one-out: folder of the folds' models (reused by reruns)")
+    p.add_argument("--hold-out", metavar="NAMES", help="--leave-one-out: run only the folds holding out these regions "
+                   "(comma list of file names or stems); the others still train every fold")
     p.add_argument("--recipe", help="--leave-one-out: JSON of TileTrainConfig fields over the default model's recipe")
     p.add_argument("--steps", type=int, default=3000, help="--leave-one-out: training steps per fold")
     p.add_argument("--lr", type=float, default=2e-3, help="--leave-one-out: learning rate")

@@ -47,3 +47,18 @@ def test_deadline():
     with pytest.raises(DeadlineReached):
         d.check()
     assert not Deadline(60).passed()
+
+
+def test_held_out_regions_by_name_or_stem_in_the_regions_order():
+    from pathlib import Path
+
+    import pytest
+
+    from geoseek.capabilities.common.loo import held_out_regions
+    from geoseek.errors import InvalidInputError
+
+    rs = [Path("d/malta-2018-08.osm.pbf"), Path("d/porto.osm.pbf"), Path("d/moscow.osm.pbf")]
+    assert held_out_regions(rs, None) == rs
+    assert held_out_regions(rs, ["moscow.osm.pbf", "malta-2018-08"]) == [rs[0], rs[2]]
+    with pytest.raises(InvalidInputError, match="atlantis"):
+        held_out_regions(rs, ["atlantis"])

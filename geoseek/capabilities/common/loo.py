@@ -38,6 +38,25 @@ def loo_checkpoint(
     return path, False
 
 
+def held_out_regions(regions: Sequence[Path], names: Sequence[str] | None) -> list[Path]:
+    """The regions whose folds run: all of ``regions``, or those named in ``names`` (file name or stem).
+
+    The other regions still train every fold; they are only never held out (a fold costs a
+    training run, and a goal may concern a few regions). An unknown name is an InvalidInputError.
+    """
+    from geoseek.errors import InvalidInputError
+
+    if not names:
+        return list(regions)
+    by_name = {**{region_stem(r): r for r in regions}, **{Path(r).name: r for r in regions}}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise InvalidInputError(f"--hold-out: {', '.join(unknown)} is not one of the regions "
+                                f"({', '.join(region_stem(r) for r in regions)})")
+    chosen = {by_name[n] for n in names}
+    return [r for r in regions if r in chosen]
+
+
 def summarize(rows: list[dict[str, Any]], keys: Sequence[str]) -> dict[str, Any]:
     """Mean (and min) over ``rows`` of each of ``keys`` present in every row."""
     out: dict[str, Any] = {"regions": len(rows)}

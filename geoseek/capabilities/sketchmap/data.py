@@ -25,6 +25,8 @@ DEFAULT_SIZE = 64
 TRAIN_SEED = 1_000
 VAL_SEED = 5_000_000
 EVAL_SEED = 9_000_000
+SHIFT_SEED = 3_000_000_000
+"""Base seed of the sketches of shifted training windows (:func:`shifted_scenes`), apart from every other base."""
 
 
 @dataclass
@@ -133,6 +135,39 @@ def scene_set(osm: Any, rasters: list[np.ndarray], bounds: list, window_m: float
     return SceneSet(np.stack(rasters), bm, bbox, window_m, osm.source, {"ground_scale": gs, "size": size})
 
 
+def shifted_scenes(
+    osm: Any, window_m: float, size: int, shifts: int, avoid_m: np.ndarray, *, min_cover: float = 0.08,
+    min_layers: int = 2, progress: bool = True,
+) -> tuple[list[np.ndarray], list[tuple[float, float, float, float]]]:
+    """Training-only windows from the scene grid shifted by (i/shifts, j/shifts) of a window, (i, j) ≠ (0, 0).
+
+    A region's grid gives one scene per ``window_m`` square; the shifted grids give up to
+    ``shifts² - 1`` times as many more (new framings of the same places: more scenes to learn
+    from on a small region). A shifted window that overlaps any of ``avoid_m`` ((K, 4) mercator
+    bounds: the validation and held-out scenes) is dropped, so nothing held out is trained on.
+    Returns (rasters (C, S, S) uint8, mercator bounds) like :func:`render_scene_cells`.
+    """
+    from tqdm.auto import tqdm
+
+    grid = scene_grid(osm, window_m)
+    (x0, y0), step = grid["origin"], grid["step"]
+    avoid = np.asarray(avoid_m, np.float64).reshape(-1, 4)
+    eps = 1e-6 * step
+    jobs = [(i, j, c) for i in range(shifts) for j in range(shifts) if (i, j) != (0, 0) for c in grid["cells"]]
+    rasters, bounds = [], []
+    for i, j, (ix, iy) in tqdm(jobs, desc="shifted scenes", disable=not progress):
+        bx, by = x0 + (ix + i / shifts) * step, y0 + (iy + j / shifts) * step
+        hit = ((avoid[:, 0] < bx + step - eps) & (avoid[:, 2] > bx + eps)
+               & (avoid[:, 1] < by + step - eps) & (avoid[:, 3] > by + eps))
+        if hit.any():
+            continue
+        sub = {**grid, "origin": (x0 + i / shifts * step, y0 + j / shifts * step)}
+        got_r, got_b = render_scene_cells(osm, sub, [(ix, iy)], size, min_cover=min_cover, min_layers=min_layers)
+        rasters += got_r
+        bounds += got_b
+    return rasters, bounds
+
+
 def split_scenes(n: int, holdout: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Deterministic (train, held-out) scene indices."""
     perm = np.random.default_rng(seed).permutation(n)
@@ -190,6 +225,17 @@ class SketchMapData:
     val_queries: np.ndarray
     """(len(val_idx), C, S, S) validation sketches at strength 1 (seeds from VAL_SEED)."""
     settings: dict[str, Any] = field(default_factory=dict)
+    extra_rasters: np.ndarray | None = None
+    """(K, C, S, S) training-only scenes of shifted windows (:func:`shifted_scenes`): never in the
+    database, validation or held-out set; their sketches are ``pool[len(train_idx):]``."""
+
+    @property
+    def train_rasters(self) -> np.ndarray:
+        """(len(pool), C, S, S) the training scenes, row i sketched by ``pool[i]``."""
+        base = self.scenes.rasters[self.train_idx]
+        if self.extra_rasters is None or not len(self.extra_rasters):
+            return base
+        return np.concatenate([base, self.extra_rasters])
 
 
 def prepare_data(
@@ -205,8 +251,13 @@ def prepare_data(
     cache_dir: str | Path | None = None,
     progress: bool = True,
     osm: Any = None,
+    shifts: int = 1,
 ) -> SketchMapData:
-    """Read ``pbf``, cut scenes, split them and simulate the training sketches (cached as .npz)."""
+    """Read ``pbf``, cut scenes, split them and simulate the training sketches (cached as .npz).
+
+    ``shifts`` > 1 adds the training windows of :func:`shifted_scenes` (and their sketches) as
+    ``extra_rasters``; the scenes, the split and the validation sketches are the same as with 1.
+    """
     from dataclasses import asdict
 
     from geoseek.sources.osm import read_osm
@@ -218,12 +269,16 @@ def prepare_data(
         "split_seed": split_seed, "strength": list(strength), "train_seed": TRAIN_SEED, "val_seed": VAL_SEED, "version": 2,
         "simulator": asdict(SimulatorConfig()),
     }
+    if shifts > 1:  # only then, so that earlier caches and checkpoints keep their keys
+        settings["shifts"] = int(shifts)
     key = cache_key(settings, length=12)
     cache = Path(cache_dir) / f"sketchmap-{pbf.name.split('.')[0]}-{key}.npz" if cache_dir else None
     if cache is not None and cache.is_file():
         z = np.load(cache)
         scenes = SceneSet(z["rasters"], z["bounds_m"], z["bbox"], window_m, str(pbf), {"ground_scale": float(z["ground_scale"]), "size": size})
-        return SketchMapData(scenes, z["train_idx"], z["val_idx"], z["test_idx"], z["pool"], z["val_queries"], settings)
+        extra = z["extra_rasters"] if "extra_rasters" in z.files else None
+        return SketchMapData(scenes, z["train_idx"], z["val_idx"], z["test_idx"], z["pool"], z["val_queries"], settings,
+                             extra)
     osm = osm if osm is not None else read_osm(pbf)
     scenes = region_scenes(osm, window_m=window_m, size=size, progress=progress)
     rest, test_idx = split_scenes(len(scenes), holdout, split_seed)
@@ -233,7 +288,17 @@ def prepare_data(
     val_idx, train_idx = np.sort(perm[:nval]), np.sort(perm[nval:])
     pool = simulate_pool(osm, scenes, train_idx, copies, strength=strength, base_seed=TRAIN_SEED, progress=progress)
     val_queries = simulate_pool(osm, scenes, val_idx, 1, strength=1.0, base_seed=VAL_SEED, progress=progress)[:, 0]
-    data = SketchMapData(scenes, train_idx, val_idx, test_idx, pool, val_queries, settings)
+    extra = None
+    if shifts > 1:
+        held = scenes.bounds_m[np.concatenate([val_idx, test_idx])]
+        ex_r, ex_b = shifted_scenes(osm, window_m, size, shifts, held, progress=progress)
+        extra = np.zeros((0, *scenes.rasters.shape[1:]), np.uint8)
+        if ex_r:
+            ex = scene_set(osm, ex_r, ex_b, window_m, size, scenes.extra["ground_scale"])
+            ex_pool = simulate_pool(osm, ex, np.arange(len(ex)), copies, strength=strength, base_seed=SHIFT_SEED,
+                                    progress=progress)
+            extra, pool = ex.rasters, np.concatenate([pool, ex_pool])
+    data = SketchMapData(scenes, train_idx, val_idx, test_idx, pool, val_queries, settings, extra)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_name(f".{cache.name}.tmp")
@@ -241,6 +306,7 @@ def prepare_data(
             np.savez_compressed(
             fh, rasters=scenes.rasters, bounds_m=scenes.bounds_m, bbox=scenes.bbox, ground_scale=scenes.extra["ground_scale"],
             train_idx=train_idx, val_idx=val_idx, test_idx=test_idx, pool=pool, val_queries=val_queries,
+            **({"extra_rasters": extra} if extra is not None else {}),
             )
         tmp.replace(cache)
     return data

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import json
 from pathlib import Path
 from typing import Any
@@ -86,11 +88,24 @@ def fused_ranks(q_model: np.ndarray, db_model: np.ndarray, q_raw: np.ndarray, db
     return (scores > t[:, None]).sum(1) + (scores == t[:, None]).sum(1)
 
 
-def choose_fusion_weight(model: torch.nn.Module, data: SketchMapData) -> tuple[float, dict[str, float]]:
-    """The raw-pixel fusion weight with the best MRR on the *validation* queries (never the test)."""
-    db_m, db_r = embed(model, data.scenes.rasters), raw_vectors(data.scenes.rasters, RAW_POOL)
-    q_m, q_r = embed(model, data.val_queries), raw_vectors(data.val_queries, RAW_POOL)
-    scores = {f"{w:g}": rank_metrics(fused_ranks(q_m, db_m, q_r, db_r, data.val_idx, w))["mrr"] for w in FUSION_WEIGHTS}
+def choose_fusion_weight(
+    model: torch.nn.Module, data: SketchMapData | Sequence[SketchMapData],
+) -> tuple[float, dict[str, float]]:
+    """The raw-pixel fusion weight with the best MRR on the *validation* queries (never the test).
+
+    Several regions' data: the mean of their validation MRRs (regions without validation scenes
+    are left out). Returns (weight, {weight: validation MRR}).
+    """
+    datas = [d for d in ([data] if isinstance(data, SketchMapData) else list(data)) if len(d.val_idx)]
+    if not datas:
+        return 0.0, {}
+    per: dict[str, list[float]] = {f"{w:g}": [] for w in FUSION_WEIGHTS}
+    for d in datas:
+        db_m, db_r = embed(model, d.scenes.rasters), raw_vectors(d.scenes.rasters, RAW_POOL)
+        q_m, q_r = embed(model, d.val_queries), raw_vectors(d.val_queries, RAW_POOL)
+        for w in FUSION_WEIGHTS:
+            per[f"{w:g}"].append(rank_metrics(fused_ranks(q_m, db_m, q_r, db_r, d.val_idx, w))["mrr"])
+    scores = {k: float(np.mean(v)) for k, v in per.items()}
     best = max(FUSION_WEIGHTS, key=lambda w: scores[f"{w:g}"])
     return float(best), scores
 

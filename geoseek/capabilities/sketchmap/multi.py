@@ -47,10 +47,14 @@ class SketchRecipe:
     seed: int = 0
     mix: str = "sqrt"
     init: str | None = None
+    shifts: int = 1
+    """> 1: also train on the scene grids shifted by 1/shifts of a window (see ``prepare_data``)."""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["phases"] = list(self.phases)
+        if self.shifts == 1:  # absent at 1, so recipes (and leave-one-out checkpoint keys) from before it still match
+            d.pop("shifts")
         return d
 
 
@@ -71,7 +75,7 @@ class MultiRegionSketchTask:
         for t in tasks[1:]:
             t.model = self.model
         self.model_name, self.config = tasks[0].model_name, tasks[0].config
-        self.mix = RegionMix([len(d.train_idx) for d in datas], mix)
+        self.mix = RegionMix([len(d.pool) for d in datas], mix)
         self.batch_scenes = tasks[0].batch_scenes
         self.rng = np.random.default_rng(seed + 23)
 
@@ -118,7 +122,7 @@ def train_sketchmap(
     if threads:
         torch.set_num_threads(threads)
     datas = [prepare_data(r, window_m=recipe.window_m, size=recipe.size, copies=recipe.copies, cache_dir=cache,
-                          progress=progress) for r in regions]
+                          progress=progress, shifts=recipe.shifts) for r in regions]
     feedback = None
     if feedback_collection:
         if len(regions) > 1:
@@ -147,14 +151,14 @@ def train_sketchmap(
              "rank_window": list(schedule.rank_window)}
     if len(datas) == 1:
         d = datas[0]
-        info = {**d.settings, "n_scenes": len(d.scenes), "n_train": len(d.train_idx), "n_val": len(d.val_idx),
+        info = {**d.settings, "n_scenes": len(d.scenes), "n_train": len(d.pool), "n_val": len(d.val_idx),
                 "n_test": len(d.test_idx), "feedback": str(feedback_collection) if feedback_collection else None,
                 "schedule": sched}
     else:
         info = {**{k: v for k, v in datas[0].settings.items() if k != "source"},
                 "source": "+".join(d.settings["source"] for d in datas),
                 "sources": [d.settings["source"] for d in datas],
-                "regions": [{"source": d.settings["source"], "n_scenes": len(d.scenes), "n_train": len(d.train_idx),
+                "regions": [{"source": d.settings["source"], "n_scenes": len(d.scenes), "n_train": len(d.pool),
                              "n_val": len(d.val_idx), "n_test": len(d.test_idx)} for d in datas],
                 "mix": task.mix.to_dict(), "feedback": None, "schedule": sched}
     info["recipe"] = recipe.to_dict()
@@ -164,4 +168,20 @@ def train_sketchmap(
         # the lineage: regions the starting model saw count as seen by this one (leave-one-out checks it)
         info["init"] = {"checkpoint": Path(init_payload["path"]).name, "checksum": init_payload.get("checksum"),
                         "sources": sorted(trained_on(init_payload))}
-    return fit(task, cfg, out, data=info, progress=progress, resume=resume)
+    summary = fit(task, cfg, out, data=info, progress=progress, resume=resume)
+    summary["fusion_weight"] = store_fusion_weight(out, datas)
+    return summary
+
+
+def store_fusion_weight(checkpoint: str | Path, datas: list[SketchMapData]) -> float:
+    """Choose the raw-pixel rerank weight of ``checkpoint``'s model on ``datas``' validation sketches
+    (mean MRR over the regions) and store it as ``extra.fusion_weight``, as the default model has it:
+    ``build sketchmap`` copies it into the collection, so the search answers with this rerank."""
+    from geoseek.capabilities.sketchmap.evaluate import choose_fusion_weight
+    from geoseek.checkpoint import load_model, update_checkpoint_extra
+
+    model = load_model(checkpoint)[0]
+    weight, scores = choose_fusion_weight(model, datas)
+    update_checkpoint_extra(checkpoint, fusion_weight=weight, fusion_val_mrr=scores,
+                            note="fusion weight chosen on the training regions' validation sketches")
+    return weight

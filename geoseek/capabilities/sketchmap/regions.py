@@ -27,6 +27,9 @@ from geoseek.capabilities.sketchmap.data import EVAL_SEED, SketchMapData, prepar
 from geoseek.errors import InvalidInputError
 
 METRICS = ("mrr", "acc_at_1", "acc_at_3", "acc_at_5", "acc_at_10", "median_rank")
+SUMMARY_KEYS = (*METRICS, *(f"search_{k}" for k in METRICS), *(f"raw_{k}" for k in METRICS),
+                *(f"default_{k}" for k in METRICS), "adapt_seconds")
+"""The per-region figures averaged into ``mean`` (where every scored region has them)."""
 
 
 def trained_on(payload: dict[str, Any]) -> set[str]:
@@ -89,12 +92,18 @@ def score_region(
     models = {"model": net}
     if with_default:
         models["default"] = load_model("default", "sketchmap")[0]
-    res = evaluate_retrieval(models, data, qs)
+    # the search reranks the model's top 100 by raw pixels with the checkpoint's validated weight
+    # (build sketchmap copies it into the collection): search_* is what a collection would answer
+    # (the model alone where the weight is 0)
+    weight = float(payload.get("extra", {}).get("fusion_weight", 0.0))
+    res = evaluate_retrieval(models, data, qs, {"model": weight} if weight > 0 else None)
     row = next(iter(res["by_strength"].values()))
     out.update({"strength": float(strength), "n_scenes": res["n_scenes"], "n_queries": res["n_queries"],
                 "queries_from": "held-out scenes" if seen else "all scenes", "query_seed": query_seed(strength)})
     out.update(row["model"])
     out.update({f"raw_{k}": v for k, v in row["raw"].items()})
+    out["fusion_weight"] = weight
+    out.update({f"search_{k}": v for k, v in row["model+raw" if weight > 0 else "model"].items()})
     if with_default:
         out.update({f"default_{k}": v for k, v in row["default"].items()})
     return out
@@ -110,8 +119,7 @@ def evaluate_regions(regions: Sequence[Path], model: str | Path, **kw: Any) -> d
             rows.append(score_region(Path(r), model, **kw))
         except InvalidInputError as exc:
             skipped.append({"region": Path(r).name, "reason": str(exc)})
-    keys = [*METRICS, *(f"raw_{k}" for k in METRICS), *(f"default_{k}" for k in METRICS), "adapt_seconds"]
-    return {"mode": "per-region", "regions": rows, "skipped": skipped, "mean": summarize(rows, keys)}
+    return {"mode": "per-region", "regions": rows, "skipped": skipped, "mean": summarize(rows, SUMMARY_KEYS)}
 
 
 def _init_regions(recipe: Any) -> set[str]:
@@ -124,12 +132,25 @@ def _init_regions(recipe: Any) -> set[str]:
     return trained_on(payload)
 
 
+def _ensure_fusion_weight(ckpt: Path, train_regions: list[Path], recipe: Any, cache: str | Path | None) -> None:
+    """Give a fold checkpoint trained before ``train_sketchmap`` stored a rerank weight one, chosen
+    on its training regions' validation sketches (never the held-out region's)."""
+    from geoseek.capabilities.sketchmap.multi import store_fusion_weight
+    from geoseek.checkpoint import read_checkpoint
+
+    if "fusion_weight" in read_checkpoint(ckpt).get("extra", {}):
+        return
+    datas = [prepare_data(r, window_m=recipe.window_m, size=recipe.size, copies=recipe.copies, cache_dir=cache,
+                          progress=False, shifts=recipe.shifts) for r in train_regions]
+    store_fusion_weight(ckpt, datas)
+
+
 def leave_one_out(
     regions: Sequence[Path], recipe: Any, checkpoints: str | Path, *, cache: str | Path | None = None, threads: int | None = 1,
-    progress: bool = False, **score_kw: Any,
+    progress: bool = False, hold_out: Sequence[str] | None = None, **score_kw: Any,
 ) -> dict[str, Any]:
     """For each region, a model trained on the others by ``recipe`` (a :class:`SketchRecipe`) scored on it."""
-    from geoseek.capabilities.common.loo import loo_checkpoint, summarize
+    from geoseek.capabilities.common.loo import held_out_regions, loo_checkpoint, summarize
     from geoseek.capabilities.sketchmap.multi import train_sketchmap
 
     regions = [Path(r) for r in regions]
@@ -139,7 +160,8 @@ def leave_one_out(
         raise InvalidInputError("--leave-one-out: two regions share a file name")
     init_seen = _init_regions(recipe)
     rows, skipped = [], []
-    for held in regions:
+    folds = held_out_regions(regions, hold_out)  # unknown names fail before any training
+    for held in folds:
         others = [r for r in regions if r != held]
         # A fold may not start from a model that saw its held-out region: that fold trains from scratch.
         fold = replace(recipe, init=None) if held.name in init_seen else recipe
@@ -153,6 +175,7 @@ def leave_one_out(
             skipped.append({"region": held.name, "reason": f"training on the other regions failed: {exc}"})
             continue
         print(f"leave-one-out: {held.name} <- {ckpt.name} ({'reused' if reused else 'trained'})", file=sys.stderr)
+        _ensure_fusion_weight(ckpt, others, fold, cache)
         try:
             row = score_region(held, ckpt, cache=cache, progress=progress, **score_kw)
         except InvalidInputError as exc:
@@ -160,6 +183,6 @@ def leave_one_out(
             continue
         rows.append({**row, "trained_on": [r.name for r in others], "checkpoint_reused": reused, "init": fold.init,
                      **({"init_dropped": f"{recipe.init} trained on {held.name}"} if fold is not recipe else {})})
-    keys = [*METRICS, *(f"raw_{k}" for k in METRICS), *(f"default_{k}" for k in METRICS), "adapt_seconds"]
-    return {"mode": "leave-one-out", "recipe": recipe.to_dict(), "checkpoints": str(checkpoints), "regions": rows,
-            "skipped": skipped, "mean": summarize(rows, keys)}
+    return {"mode": "leave-one-out", "held_out": [r.name for r in folds],
+            "recipe": recipe.to_dict(), "checkpoints": str(checkpoints), "regions": rows,
+            "skipped": skipped, "mean": summarize(rows, SUMMARY_KEYS)}

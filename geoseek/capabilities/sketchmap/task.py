@@ -57,7 +57,8 @@ class SketchMapTask:
             torch.manual_seed(seed)
             self.model = create_model(model_name, **self.config)
         self.schedule = schedule or MiningSchedule()
-        self.sampler = ExemplarSampler(len(data.train_idx), self.schedule, seed)
+        self.train_rasters = data.train_rasters  # row i is sketched by data.pool[i]
+        self.sampler = ExemplarSampler(len(self.train_rasters), self.schedule, seed)
         self.loss_fn = TripletMarginLoss(margin=self.schedule.margin)
         self.batch_scenes = batch_scenes
         self.sketches = sketches
@@ -69,7 +70,7 @@ class SketchMapTask:
         was = self.model.training
         self.model.eval()
         with torch.no_grad():
-            e = embed(self.model, self.data.scenes.rasters[self.data.train_idx])
+            e = embed(self.model, self.train_rasters)
         self.model.train(was)
         self.sampler.update(e, step)
 
@@ -83,7 +84,7 @@ class SketchMapTask:
         copies = d.pool.shape[1]
         views, labels = [], []
         for j, i in enumerate(ids.tolist()):
-            group = [d.scenes.rasters[d.train_idx[i]]]
+            group = [self.train_rasters[i]]
             fb = self.feedback.get(i, [])
             for _ in range(self.sketches):
                 if fb and self.rng.random() < 0.5:

@@ -87,13 +87,13 @@ def evaluate_regions(regions: Sequence[Path], model: str | Path, *, exclude_m: f
 
 def leave_one_out(
     regions: Sequence[Path], cfg: Any, fit_cfg: Any, checkpoints: str | Path, *, exclude_m: float = 1000.0,
-    progress: bool = False, **kw: Any,
+    progress: bool = False, hold_out: Sequence[str] | None = None, **kw: Any,
 ) -> dict[str, Any]:
     """For each region, a model trained on the others (``cfg``: TileTrainConfig, ``fit_cfg``: FitConfig) scored on it.
 
     A region the protocol cannot score is skipped before its fold is trained.
     """
-    from geoseek.capabilities.common.loo import loo_checkpoint, summarize
+    from geoseek.capabilities.common.loo import held_out_regions, loo_checkpoint, summarize
     from geoseek.capabilities.tiles.task import train_tiles
 
     regions = [Path(r) for r in regions]
@@ -103,7 +103,8 @@ def leave_one_out(
         raise InvalidInputError("--leave-one-out: two regions share a file name")
     recipe = {"task": asdict(cfg), "fit": asdict(fit_cfg)}
     rows, skipped = [], []
-    for held in regions:
+    folds = held_out_regions(regions, hold_out)  # unknown names fail before any training
+    for held in folds:
         why = too_small(held, exclude_m)
         if why:
             skipped.append({"region": held.name, "reason": why})
@@ -124,5 +125,6 @@ def leave_one_out(
             skipped.append(skip)
             continue
         rows.append({**_slim(row), "trained_on": [r.name for r in others], "checkpoint_reused": reused})
-    return {"mode": "leave-one-out", "recipe": recipe, "checkpoints": str(checkpoints), "regions": rows,
+    return {"mode": "leave-one-out", "held_out": [r.name for r in folds],
+            "recipe": recipe, "checkpoints": str(checkpoints), "regions": rows,
             "skipped": skipped, "mean": summarize(rows, KEYS)}

@@ -1,6 +1,6 @@
 """The tiles query pipeline over an ``osm-tiles`` collection: "places like this one", arithmetic, interpolation.
 
-* :class:`CollectionContext` — the model, OSM features, zoom and tile scale behind a collection (memoized per path);
+* :class:`CollectionContext` — the model, OSM features, zoom and tile scale behind a collection (memoized per path and build);
 * :func:`vector_at` — the embedding of the place at (lon, lat): its stored tile, or a fresh render;
 * :func:`similar` — tiles most like a place (the engine of ``geoseek search --near``,
   :func:`geoseek.search.near.search_near`);
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 
 class CollectionContext:
-    """The model, features, zoom and tile scale behind an osm-tiles collection (memoized per collection path).
+    """The model, features, zoom and tile scale behind an osm-tiles collection (memoized per collection path and build).
 
     ``ground_m``: the ground metres of a tile's model input, from the manifest's
     ``extra.tile_ground_m``; None (the XYZ tile itself) when it is 0 or absent, as in collections
@@ -44,16 +44,21 @@ class CollectionContext:
         self.tile_px = int(extra.get("tile_px", TILE_PX))
         self.ground_m = as_ground_m(extra.get("tile_ground_m"))
         self.col = col
+        self.build = (col.manifest.get("build_id"), col.manifest.get("generation"))
         self._features = None
         self.osm_path = col.file(extra.get("osm_file", "source.osm.pbf"))
         self.model_path = col.file(extra.get("model_file", "model.pt"))
 
     @classmethod
     def of(cls, col: Collection) -> CollectionContext:
+        """The context of ``col``, memoized per path and build: a collection rebuilt at the same path
+        (another ``build_id``, zoom or ``--tile-m``) gets a fresh one, never the old build's scale."""
         key = str(col.path)
-        if key not in cls._cache:
-            cls._cache[key] = cls(col)
-        return cls._cache[key]
+        build = (col.manifest.get("build_id"), col.manifest.get("generation"))
+        got = cls._cache.get(key)
+        if got is None or got.build != build:
+            got = cls._cache[key] = cls(col)
+        return got
 
     @property
     def features(self) -> OsmFeatures:

@@ -34,6 +34,9 @@ def test_train_on_two_regions_records_the_mix(two_regions, tmp_path):
     data = read_checkpoint(out)["data"]
     assert data["sources"] == ["helsinki-center.osm.pbf", "moscow.osm.pbf"]
     assert data["mix"]["rule"] == "sqrt" and len(data["mix"]["p"]) == 2 and min(data["mix"]["p"]) > 0.3
+    extra = read_checkpoint(out)["extra"]  # the rerank weight, chosen on the regions' validation sketches
+    assert extra["fusion_weight"] in (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0)
+    assert max(extra["fusion_val_mrr"], key=extra["fusion_val_mrr"].get) == f"{extra['fusion_weight']:g}"
 
 
 def test_leave_one_out_end_to_end_and_reuses_its_checkpoints(two_regions, tmp_path, capsys):
@@ -49,6 +52,9 @@ def test_leave_one_out_end_to_end_and_reuses_its_checkpoints(two_regions, tmp_pa
     for r in rows.values():
         assert 0 < r["mrr"] <= 1 and 0 < r["raw_mrr"] <= 1 and r["n_queries"] == 8
         assert r["queries_from"] == "all scenes" and not r["checkpoint_reused"]
+        assert 0 < r["search_mrr"] <= 1  # what a collection built with the fold would answer
+        if r["fusion_weight"] == 0:
+            assert r["search_mrr"] == r["mrr"]
     assert out["mean"]["mrr"] == pytest.approx(sum(r["mrr"] for r in rows.values()) / 2)
     assert len(list((tmp_path / "ck").glob("*.pt.done"))) == 2
     assert main(argv) == 0  # a rerun reuses both folds and scores the same
@@ -125,3 +131,47 @@ def test_a_fold_never_starts_from_a_model_that_saw_its_held_out_region(two_regio
     lineage = read_checkpoint(held_helsinki["checkpoint"])
     assert trained_on(lineage) == {"moscow.osm.pbf"}  # its own data (moscow) and its init's (moscow)
     assert lineage["data"]["init"]["sources"] == ["moscow.osm.pbf"]
+
+
+def test_hold_out_runs_only_the_named_folds(two_regions, tmp_path, capsys):
+    argv = ["eval", "sketchmap", *two_regions, "--leave-one-out", "--checkpoints", str(tmp_path / "ck"),
+            "--cache", str(tmp_path / "cache"), "--steps", "2", "--validate-every", "2", "--train-model", "sketchmap-sppcnn",
+            "--queries", "4", "--strengths", "1", "--quiet", "--json", *TINY]
+    assert main([*argv, "--hold-out", "moscow"]) == 0
+    out = _last_json(capsys)
+    assert out["held_out"] == ["moscow.osm.pbf"]
+    assert [r["region"] for r in out["regions"]] == ["moscow.osm.pbf"]
+    assert out["regions"][0]["trained_on"] == ["helsinki-center.osm.pbf"]
+    assert len(list((tmp_path / "ck").glob("*.pt.done"))) == 1
+    assert main([*argv, "--hold-out", "atlantis"]) == 2  # an unknown name fails before any training
+    assert "atlantis" in capsys.readouterr().err
+
+
+def test_shifted_training_windows_add_scenes_but_never_touch_held_out_ones(shared_data, tmp_path):
+    from geoseek.capabilities.sketchmap.data import prepare_data, scene_grid, shifted_scenes
+    from geoseek.capabilities.sketchmap.multi import SketchRecipe
+    from geoseek.sources.osm import read_osm
+
+    pbf = shared_data / "osm" / "helsinki-center.osm.pbf"
+    kw = {"window_m": 240.0, "size": 32, "copies": 2, "progress": False}
+    base = prepare_data(pbf, cache_dir=tmp_path, **kw)
+    shifted = prepare_data(pbf, cache_dir=tmp_path, shifts=2, **kw)
+    # same scenes, split and validation sketches; more training rows, each with its sketches
+    assert (shifted.scenes.rasters == base.scenes.rasters).all() and (shifted.test_idx == base.test_idx).all()
+    assert (shifted.val_queries == base.val_queries).all() and (shifted.pool[: len(base.pool)] == base.pool).all()
+    assert len(shifted.extra_rasters) > 0
+    assert len(shifted.train_rasters) == len(shifted.pool) == len(base.train_idx) + len(shifted.extra_rasters)
+    assert shifted.settings["shifts"] == 2 and "shifts" not in base.settings
+    # a shifted window never overlaps a held-out (or validation) scene
+    held = base.scenes.bounds_m[list(base.val_idx) + list(base.test_idx)]
+    _, bounds = shifted_scenes(read_osm(pbf), 240.0, 32, 2, held, progress=False)
+    step = scene_grid(read_osm(pbf), 240.0)["step"]
+    for b in bounds:
+        ox = (held[:, 2].clip(max=b[2]) - held[:, 0].clip(min=b[0])).clip(min=0)
+        oy = (held[:, 3].clip(max=b[3]) - held[:, 1].clip(min=b[1])).clip(min=0)
+        assert (ox * oy < 1e-6 * step * step).all()
+    # the reloaded cache is the same data
+    again = prepare_data(pbf, cache_dir=tmp_path, shifts=2, **kw)
+    assert (again.extra_rasters == shifted.extra_rasters).all() and (again.pool == shifted.pool).all()
+    # recipes without shifts keep their old keys (leave-one-out checkpoints are found by them)
+    assert "shifts" not in SketchRecipe().to_dict() and SketchRecipe(shifts=2).to_dict()["shifts"] == 2

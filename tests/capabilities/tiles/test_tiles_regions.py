@@ -51,14 +51,23 @@ def test_leave_one_out_reports_small_regions_and_macro_p10(helsinki, moscow, tmp
     assert row["macro_p_at_10"] == pytest.approx(np.mean([row["p_at_10_by_label"][k] for k in big]))
     assert out["mean"]["macro_p_at_10"] == pytest.approx(row["macro_p_at_10"])
     assert out["tile_ground_m"] == row["tile_ground_m"] == 250.0  # --tile-m reaches the folds' scoring
+    assert out["held_out"] == ["helsinki-center.osm.pbf", "moscow.osm.pbf"]
+
+
+def test_leave_one_out_hold_out_names_are_checked_before_training(helsinki, moscow, tmp_path, capsys):
+    rc = main(["eval", "tiles", str(helsinki), str(moscow), "--leave-one-out", "--checkpoints", str(tmp_path),
+               "--hold-out", "moscow,atlantis", "--json"])
+    assert rc == 2 and "atlantis" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # no fold was trained
 
 
 @pytest.mark.slow
 def test_eval_tiles_adapts_then_scores(helsinki, last_json, capsys):
     from geoseek.checkpoint import file_checksum, resolve_checkpoint
 
+    # --split all: the default trained on Helsinki's training blocks, and its held-out blocks hold no labelled tile
     rc = main(["eval", "tiles", str(helsinki), "--model", "default", "--adapt", "5s", "--exclude-m", "300",
-               "--baselines", "raw", "--protocol", "hidden", "--json"])
+               "--split", "all", "--baselines", "raw", "--protocol", "hidden", "--json"])
     assert rc == 0
     out = last_json(capsys)
     rec = out["adaptation"]

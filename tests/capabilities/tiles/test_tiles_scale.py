@@ -177,3 +177,22 @@ def test_build_cli_tile_m_0_is_the_xyz_render(helsinki, built, tmp_path):
     assert it.metadata["ground_m"] == pytest.approx(2 * math.pi * 6378137 / 2**z * math.cos(math.radians(lat)), abs=0.1)
     assert 150 < it.metadata["ground_m"] < 156  # Helsinki, 60.2° N
     assert it.thumbnail == png_bytes(to_rgb(render_xyz(load_features(helsinki), z, x, y, 128)), 64)
+
+
+def test_a_collection_rebuilt_at_the_same_path_gets_a_fresh_context(built, tmp_path):
+    """The context is memoized per path *and build*: a rebuild with another tile scale is never
+    answered with the old build's scale (a long-running service keeps its contexts)."""
+    from geoseek.capabilities.tiles.search import CollectionContext
+    from geoseek.collection import Collection
+
+    path = tmp_path / "c"
+    shutil.copytree(built[1], path)
+    first = CollectionContext.of(Collection.open(path))
+    assert first.ground_m == TILE_GROUND_M
+    assert CollectionContext.of(Collection.open(path)) is first  # same build: memoized
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["extra"]["tile_ground_m"] = 0.0  # as a rebuild with --tile-m 0 would write it
+    manifest["build_id"] = "another-build"
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    again = CollectionContext.of(Collection.open(path))
+    assert again is not first and again.ground_m is None
